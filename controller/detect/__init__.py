@@ -1,0 +1,1 @@
+"""Causal phase/event detectors: they see only samples up to now."""

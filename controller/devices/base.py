@@ -1,0 +1,62 @@
+"""The two interfaces every device driver implements.
+
+Drivers report trouble by raising; the SafetySupervisor turns each exception into a
+latched fault. Only the supervisor ever holds a :class:`Stimulator`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from controller.types import Sample
+
+
+class DeviceError(Exception):
+    """A device did something the controller cannot continue through."""
+
+
+class StimulatorError(DeviceError):
+    """The stimulator did not answer, answered with an error, or refused a command."""
+
+
+class SensorError(DeviceError):
+    """The motion sensor's stream is broken (port gone, too much garbage)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSetup:
+    """Per-channel settings fixed for a whole stimulation block."""
+
+    channel: int
+    pulse_width_us: int
+
+
+class Stimulator(Protocol):
+    """A multi-channel current stimulator (RehaStim 2 first)."""
+
+    def connect(self) -> None: ...
+
+    def configure(self, channels: Sequence[ChannelSetup], frequency_hz: float) -> None: ...
+
+    def update(self, amplitudes_ma: Mapping[int, float]) -> None:
+        """Set every configured channel's amplitude; a channel missing from the map is 0 mA."""
+
+    def stop(self) -> None:
+        """Stop all output now. Must be safe to call at any time, repeatedly."""
+
+    def close(self) -> None:
+        """Stop output and release the device."""
+
+
+class MotionSensor(Protocol):
+    """A source of :class:`Sample` s (a serial IMU, a recording, a synthetic generator)."""
+
+    def read(self) -> list[Sample]:
+        """Return the samples that arrived since the last call (possibly none).
+
+        A finished recording raises :class:`EOFError`.
+        """
+
+    def close(self) -> None: ...
