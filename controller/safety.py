@@ -1,0 +1,461 @@
+"""The SafetySupervisor: the only path from a decision to a stimulator.
+
+Hard limits live here, in code; a protocol can only narrow them. Every request is checked,
+every output is ramped here (never trusted to callers), bursts and duty cycle are bounded
+here, and every fault latches all output to zero until an explicit reset with the cause
+gone. After a reset, output restarts from zero with a ramp.
+
+The supervisor is clocked by its caller (the sensor's clock), never by ``time.time()``,
+so it behaves the same in a faster-than-real-time replay as on a patient.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+from controller.devices.base import ChannelSetup, DeviceError, Stimulator
+from controller.types import Sample
+
+GRAVITY_MPS2 = 9.80665
+
+
+@dataclass(frozen=True)
+class HardLimits:
+    """Absolute bounds no protocol, patient or caller can exceed."""
+
+    amplitude_max_ma: float = 100.0
+    pulse_width_min_us: int = 20
+    pulse_width_max_us: int = 500
+    frequency_min_hz: float = 1.0
+    frequency_max_hz: float = 100.0
+    charge_per_phase_max_uc: float = 50.0
+    ramp_max_s: float = 2.0
+    burst_max_gait_s: float = 2.0
+    burst_max_exercise_s: float = 10.0
+    duty_cycle_max: float = 0.5
+    duty_window_s: float = 60.0
+    patient_step_ma: float = 1.0
+    acc_max_mps2: float = 16 * GRAVITY_MPS2
+    gyro_max_dps: float = 2000.0
+
+
+HARD_LIMITS = HardLimits()
+
+
+def charge_per_phase_uc(amplitude_ma: float, pulse_width_us: float) -> float:
+    """mA × µs = nC; the limit is in µC."""
+    return amplitude_ma * pulse_width_us / 1000.0
+
+
+class FaultKind(str, Enum):
+    SENSOR_SILENT = "sensor_silent"
+    SENSOR_FROZEN = "sensor_frozen"
+    SENSOR_ERROR = "sensor_error"
+    TIME_BACKWARDS = "time_backwards"
+    TIME_JUMP = "time_jump"
+    IMPLAUSIBLE_VALUE = "implausible_value"
+    STIMULATOR_ERROR = "stimulator_error"
+    LIMIT_REJECTED = "limit_rejected"
+    LOOP_LATE = "loop_late"
+    EMERGENCY_STOP = "emergency_stop"
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    kind: FaultKind
+    t_s: float
+    detail: str
+
+
+class SafetyLog(Protocol):
+    """Where the supervisor reports what it did; the session record implements it."""
+
+    def command(self, t_s: float, amplitudes_ma: dict[int, float]) -> None: ...
+
+    def fault(self, fault: Fault) -> None: ...
+
+    def notice(self, t_s: float, kind: str, detail: str) -> None:
+        """A limit enforced without a fault (burst cut short, duty cycle, refused nudge)."""
+
+
+@dataclass(frozen=True)
+class ChannelLimits:
+    """One channel as the therapist configured it, already inside the hard limits."""
+
+    channel: int
+    pulse_width_us: int
+    amplitude_min_ma: float
+    amplitude_max_ma: float
+    amplitude_start_ma: float
+
+
+@dataclass(frozen=True)
+class SafetyConfig:
+    channels: tuple[ChannelLimits, ...]
+    frequency_hz: float
+    ramp_up_s: float
+    ramp_down_s: float
+    max_burst_s: float
+    duty_cycle_max: float = HARD_LIMITS.duty_cycle_max
+    charge_per_phase_max_uc: float = HARD_LIMITS.charge_per_phase_max_uc
+    sensor_silent_s: float = 0.1
+    sensor_frozen_s: float = 0.5
+    loop_late_s: float = 0.05
+    exercise: bool = False
+
+
+class LimitViolation(ValueError):
+    """A configuration or request lies outside the hard limits."""
+
+
+def check_config(config: SafetyConfig, limits: HardLimits = HARD_LIMITS) -> None:
+    """Refuse a configuration that breaks any hard limit; never clip it into range."""
+    problems: list[str] = []
+    if not limits.frequency_min_hz <= config.frequency_hz <= limits.frequency_max_hz:
+        problems.append(f"frequency {config.frequency_hz} Hz outside "
+                        f"{limits.frequency_min_hz}-{limits.frequency_max_hz} Hz")
+    for name, ramp in (("ramp up", config.ramp_up_s), ("ramp down", config.ramp_down_s)):
+        if not 0.0 <= ramp <= limits.ramp_max_s:
+            problems.append(f"{name} {ramp} s outside 0-{limits.ramp_max_s} s")
+    burst_max = limits.burst_max_exercise_s if config.exercise else limits.burst_max_gait_s
+    if not 0.0 < config.max_burst_s <= burst_max:
+        problems.append(f"max burst {config.max_burst_s} s outside 0-{burst_max} s")
+    if not 0.0 < config.duty_cycle_max <= limits.duty_cycle_max:
+        problems.append(f"duty cycle {config.duty_cycle_max} outside 0-{limits.duty_cycle_max}")
+    if not config.channels:
+        problems.append("no channels")
+    if len({ch.channel for ch in config.channels}) != len(config.channels):
+        problems.append("a channel is listed twice")
+    for ch in config.channels:
+        where = f"channel {ch.channel}"
+        if not limits.pulse_width_min_us <= ch.pulse_width_us <= limits.pulse_width_max_us:
+            problems.append(f"{where}: pulse width {ch.pulse_width_us} µs outside "
+                            f"{limits.pulse_width_min_us}-{limits.pulse_width_max_us} µs")
+        if not 0.0 <= ch.amplitude_min_ma <= ch.amplitude_start_ma <= ch.amplitude_max_ma:
+            problems.append(f"{where}: amplitude window needs 0 <= min <= start <= max")
+        if ch.amplitude_max_ma > limits.amplitude_max_ma:
+            problems.append(f"{where}: amplitude {ch.amplitude_max_ma} mA over "
+                            f"{limits.amplitude_max_ma} mA")
+        charge = charge_per_phase_uc(ch.amplitude_max_ma, ch.pulse_width_us)
+        charge_max = min(config.charge_per_phase_max_uc, limits.charge_per_phase_max_uc)
+        if charge > charge_max:
+            problems.append(f"{where}: charge per phase {charge:g} µC over {charge_max:g} µC")
+    if problems:
+        raise LimitViolation("; ".join(problems))
+
+
+@dataclass
+class _ChannelState:
+    limits: ChannelLimits
+    setting_ma: float
+    target_ma: float = 0.0
+    output_ma: float = 0.0
+    burst_start_s: float | None = None
+    blocked: bool = False
+    """Forced off (burst or duty limit): stays off until the request drops to zero."""
+    bursts: deque[tuple[float, float]] = field(default_factory=deque)
+    bursts_on_s: float = 0.0
+
+    def on_time_in_window(self, now_s: float, window_s: float) -> float:
+        start = now_s - window_s
+        while self.bursts and self.bursts[0][1] <= start:
+            begin, end = self.bursts.popleft()
+            self.bursts_on_s -= end - begin
+        total = self.bursts_on_s
+        if self.bursts and self.bursts[0][0] < start:
+            total -= start - self.bursts[0][0]
+        if self.burst_start_s is not None:
+            total += now_s - max(self.burst_start_s, start)
+        return total
+
+
+@dataclass
+class _SensorWatch:
+    last_t_s: float | None = None
+    last_values: tuple[float, ...] | None = None
+    last_change_s: float | None = None
+    last_ok: bool = True
+
+
+class SafetySupervisor:
+    """Owns the Stimulator; turns requests into ramped, bounded, logged commands."""
+
+    def __init__(self, stimulator: Stimulator, config: SafetyConfig, log: SafetyLog,
+                 limits: HardLimits = HARD_LIMITS) -> None:
+        check_config(config, limits)
+        self._stimulator = stimulator
+        self._config = config
+        self._limits = limits
+        self._log = log
+        self._channels = {ch.channel: _ChannelState(ch, ch.amplitude_start_ma)
+                          for ch in config.channels}
+        self._faults: list[Fault] = []
+        self._sensor = _SensorWatch()
+        self._last_tick_s: float | None = None
+        self._started_s: float | None = None
+        self._stimulator_ready = False
+        self.delivered_charge_uc: dict[int, float] = dict.fromkeys(self._channels, 0.0)
+
+    # -- state -----------------------------------------------------------------------
+
+    @property
+    def faults(self) -> tuple[Fault, ...]:
+        """The latched faults; empty means output is allowed."""
+        return tuple(self._faults)
+
+    @property
+    def latched(self) -> bool:
+        return bool(self._faults)
+
+    def output_ma(self, channel: int) -> float:
+        return self._channels[channel].output_ma
+
+    def setting_ma(self, channel: int) -> float:
+        return self._channels[channel].setting_ma
+
+    def window_ma(self, channel: int) -> tuple[float, float]:
+        limits = self._channels[channel].limits
+        return limits.amplitude_min_ma, limits.amplitude_max_ma
+
+    @property
+    def channels(self) -> tuple[int, ...]:
+        return tuple(self._channels)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self, now_s: float) -> None:
+        """Connect and configure the stimulator; a failure latches a fault."""
+        self._started_s = now_s
+        self._last_tick_s = now_s
+        self._bring_up_stimulator(now_s)
+
+    def shutdown(self, now_s: float) -> None:
+        """End of session: output off, stimulator closed, whatever else happens."""
+        for state in self._channels.values():
+            self._end_burst(state, now_s)
+            state.target_ma = state.output_ma = 0.0
+        try:
+            self._stimulator.close()
+        except DeviceError as exc:
+            self._log.notice(now_s, "close_failed", str(exc))
+
+    # -- inputs ----------------------------------------------------------------------
+
+    def request(self, now_s: float, channel: int, intensity: float) -> None:
+        """Ask for ``intensity`` (0..1) of the channel's current setting, ramped."""
+        state = self._channels.get(channel)
+        if state is None or not 0.0 <= intensity <= 1.0:
+            self.fault(FaultKind.LIMIT_REJECTED, now_s,
+                       f"request channel {channel} intensity {intensity} outside 0..1 "
+                       f"on channels {sorted(self._channels)}")
+            return
+        state.target_ma = intensity * state.setting_ma
+        if state.target_ma == 0.0:
+            state.blocked = False
+
+    def nudge(self, now_s: float, channel: int, steps: int) -> float:
+        """Patient's up/down: whole 1 mA steps, kept inside the therapist's window."""
+        state = self._channels[channel]
+        wanted = state.setting_ma + steps * self._limits.patient_step_ma
+        low, high = state.limits.amplitude_min_ma, state.limits.amplitude_max_ma
+        allowed = min(max(wanted, low), high)
+        if allowed != wanted:
+            self._log.notice(now_s, "nudge_refused",
+                             f"channel {channel}: {wanted:g} mA outside window "
+                             f"{low:g}-{high:g} mA, kept {allowed:g} mA")
+        if state.target_ma:
+            state.target_ma = state.target_ma / state.setting_ma * allowed
+        state.setting_ma = allowed
+        return allowed
+
+    def observe(self, sample: Sample) -> None:
+        """Check one sensor sample: time order, plausibility, frozen stream."""
+        watch = self._sensor
+        t = sample.t_s
+        values = sample.acc_mps2 + sample.gyro_dps
+        ok = True
+        if watch.last_t_s is not None:
+            if not t > watch.last_t_s:
+                self.fault(FaultKind.TIME_BACKWARDS, watch.last_t_s,
+                           f"sample time {t:.4f} s after {watch.last_t_s:.4f} s")
+                return
+            if t - watch.last_t_s > self._config.sensor_silent_s:
+                self.fault(FaultKind.TIME_JUMP, t,
+                           f"sample time jumped {t - watch.last_t_s:.3f} s")
+                ok = False
+        acc_norm = math.sqrt(sum(a * a for a in sample.acc_mps2))
+        gyro_max = max(abs(g) for g in sample.gyro_dps)
+        if not (acc_norm <= self._limits.acc_max_mps2 and gyro_max <= self._limits.gyro_max_dps):
+            self.fault(FaultKind.IMPLAUSIBLE_VALUE, t,
+                       f"|acc| {acc_norm:.1f} m/s², max |gyro| {gyro_max:.1f} °/s")
+            ok = False
+        if values != watch.last_values:
+            watch.last_values = values
+            watch.last_change_s = t
+        elif watch.last_change_s is not None and t - watch.last_change_s > \
+                self._config.sensor_frozen_s:
+            self.fault(FaultKind.SENSOR_FROZEN, t,
+                       f"identical samples for {t - watch.last_change_s:.2f} s")
+            ok = False
+        watch.last_t_s = t
+        watch.last_ok = ok
+
+    def emergency_stop(self, now_s: float, source: str) -> None:
+        self.fault(FaultKind.EMERGENCY_STOP, now_s, source)
+
+    def fault(self, kind: FaultKind, now_s: float, detail: str) -> None:
+        """Latch a fault: every channel to zero now, stimulator told to stop, logged."""
+        if any(f.kind is kind for f in self._faults):
+            return
+        fault = Fault(kind, now_s, detail)
+        self._faults.append(fault)
+        self._log.fault(fault)
+        for state in self._channels.values():
+            self._end_burst(state, now_s)
+            state.target_ma = state.output_ma = 0.0
+        try:
+            self._stimulator.stop()
+        except DeviceError as exc:
+            self._stimulator_ready = False
+            if kind is not FaultKind.STIMULATOR_ERROR:
+                self.fault(FaultKind.STIMULATOR_ERROR, now_s, f"stop failed: {exc}")
+
+    def reset(self, now_s: float) -> list[str]:
+        """Clear latched faults if every cause is gone; return the causes still present.
+
+        Output does not jump back: targets are zero, and a new request ramps up from zero.
+        """
+        remaining = [reason for reason in (self._cause_present(f.kind, now_s)
+                                           for f in self._faults) if reason]
+        if remaining:
+            self._log.notice(now_s, "reset_refused", "; ".join(remaining))
+            return remaining
+        if not self._stimulator_ready:
+            self._bring_up_stimulator(now_s)
+            if not self._stimulator_ready:
+                return ["stimulator still not answering"]
+        if self._faults:
+            self._log.notice(now_s, "reset", ", ".join(f.kind.value for f in self._faults))
+        self._faults.clear()
+        for state in self._channels.values():
+            state.blocked = False
+        return []
+
+    # -- the control tick ------------------------------------------------------------
+
+    def tick(self, now_s: float) -> None:
+        """Advance ramps and limits to ``now_s`` and send the stimulator what changed."""
+        last = self._last_tick_s
+        self._last_tick_s = now_s
+        if last is not None and now_s - last > self._config.loop_late_s:
+            self.fault(FaultKind.LOOP_LATE, now_s,
+                       f"control loop ran {1000 * (now_s - last):.0f} ms after the last tick")
+        heard = self._sensor.last_t_s if self._sensor.last_t_s is not None else self._started_s
+        if heard is not None and now_s - heard > self._config.sensor_silent_s:
+            self.fault(FaultKind.SENSOR_SILENT, now_s,
+                       f"no sample for {1000 * (now_s - heard):.0f} ms")
+        if self._faults:
+            return
+        dt = max(0.0, now_s - last) if last is not None else 0.0
+        changed = False
+        for state in self._channels.values():
+            before = state.output_ma
+            self._advance(state, now_s, dt)
+            changed |= state.output_ma != before
+        if changed:
+            self._send(now_s)
+
+    def _advance(self, state: _ChannelState, now_s: float, dt: float) -> None:
+        target = 0.0 if state.blocked else state.target_ma
+        if target > state.output_ma:
+            if state.burst_start_s is None:
+                state.burst_start_s = now_s
+            step = self._ramp_step(state, self._config.ramp_up_s, dt)
+            state.output_ma = min(target, state.output_ma + step)
+        elif target < state.output_ma:
+            step = self._ramp_step(state, self._config.ramp_down_s, dt)
+            state.output_ma = max(target, state.output_ma - step)
+        if state.output_ma > 0.0 and state.burst_start_s is not None:
+            self.delivered_charge_uc[state.limits.channel] += (
+                charge_per_phase_uc(state.output_ma, state.limits.pulse_width_us)
+                * self._config.frequency_hz * dt)
+            if now_s - state.burst_start_s >= self._config.max_burst_s:
+                self._force_off(state, now_s, "burst_limit",
+                                f"on for {now_s - state.burst_start_s:.2f} s "
+                                f"(max {self._config.max_burst_s} s)")
+            elif state.on_time_in_window(now_s, self._limits.duty_window_s) > (
+                    self._config.duty_cycle_max * self._limits.duty_window_s):
+                self._force_off(state, now_s, "duty_cycle_limit",
+                                f"over {100 * self._config.duty_cycle_max:.0f} % on-time in "
+                                f"{self._limits.duty_window_s:.0f} s")
+        if state.output_ma == 0.0:
+            self._end_burst(state, now_s)
+
+    def _ramp_step(self, state: _ChannelState, ramp_s: float, dt: float) -> float:
+        if ramp_s <= 0.0:
+            return math.inf
+        return state.setting_ma / ramp_s * dt
+
+    def _force_off(self, state: _ChannelState, now_s: float, kind: str, detail: str) -> None:
+        state.output_ma = 0.0
+        state.blocked = True
+        self._log.notice(now_s, kind, f"channel {state.limits.channel} forced off: {detail}")
+
+    def _end_burst(self, state: _ChannelState, now_s: float) -> None:
+        if state.burst_start_s is not None:
+            state.bursts.append((state.burst_start_s, now_s))
+            state.bursts_on_s += now_s - state.burst_start_s
+            state.burst_start_s = None
+
+    def _send(self, now_s: float) -> None:
+        amplitudes = {ch: state.output_ma for ch, state in self._channels.items()}
+        for ch, amplitude in amplitudes.items():
+            state = self._channels[ch]
+            charge = charge_per_phase_uc(amplitude, state.limits.pulse_width_us)
+            if amplitude > min(state.limits.amplitude_max_ma, self._limits.amplitude_max_ma) or \
+                    charge > min(self._config.charge_per_phase_max_uc,
+                                 self._limits.charge_per_phase_max_uc):
+                self.fault(FaultKind.LIMIT_REJECTED, now_s,
+                           f"channel {ch}: {amplitude:g} mA / {charge:g} µC refused")
+                return
+        self._log.command(now_s, amplitudes)
+        try:
+            self._stimulator.update(amplitudes)
+        except DeviceError as exc:
+            self._stimulator_ready = False
+            self.fault(FaultKind.STIMULATOR_ERROR, now_s, str(exc))
+
+    def _bring_up_stimulator(self, now_s: float) -> None:
+        setups: Sequence[ChannelSetup] = [
+            ChannelSetup(state.limits.channel, state.limits.pulse_width_us)
+            for state in self._channels.values()]
+        try:
+            self._stimulator.connect()
+            self._stimulator.configure(setups, self._config.frequency_hz)
+        except DeviceError as exc:
+            self._stimulator_ready = False
+            self.fault(FaultKind.STIMULATOR_ERROR, now_s, f"bring-up failed: {exc}")
+            return
+        self._stimulator_ready = True
+
+    def _cause_present(self, kind: FaultKind, now_s: float) -> str:
+        """Why a fault of this kind cannot be cleared yet ('' when it can)."""
+        watch = self._sensor
+        sensor_kinds = {FaultKind.SENSOR_SILENT, FaultKind.SENSOR_ERROR, FaultKind.TIME_JUMP,
+                        FaultKind.TIME_BACKWARDS}
+        if kind in sensor_kinds and (
+                watch.last_t_s is None or now_s - watch.last_t_s > self._config.sensor_silent_s):
+            return f"{kind.value}: no fresh sample"
+        if kind is FaultKind.SENSOR_FROZEN and (
+                watch.last_change_s is None or now_s - watch.last_change_s >
+                self._config.sensor_frozen_s):
+            return "sensor_frozen: samples still identical"
+        if kind is FaultKind.IMPLAUSIBLE_VALUE and not watch.last_ok:
+            return "implausible_value: last sample still implausible"
+        return ""
+

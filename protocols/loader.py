@@ -1,0 +1,162 @@
+"""TOML in, TOML out, and therapist-readable errors.
+
+Pydantic knows the field and the limit but not the file or the line; this module adds
+both, so a refused protocol names the file, the line, the field and the allowed range
+in one message.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import annotated_types
+import tomli_w
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+
+from protocols.schema import TRIGGER_KINDS, Protocol
+
+LIBRARY = Path(__file__).parent / "library"
+
+
+class ProtocolError(ValueError):
+    """A protocol file that cannot be used; the message is meant for the therapist."""
+
+
+def load_protocol(path: Path | str) -> Protocol:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProtocolError(f"{path}: no such protocol file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"{path}: cannot read protocol file ({exc})") from None
+    return parse_protocol(text, str(path))
+
+
+def parse_protocol(text: str, source: str = "<protocol>") -> Protocol:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProtocolError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        return Protocol.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe(error, text, source) for error in exc.errors()]
+        raise ProtocolError("\n".join(lines)) from None
+
+
+def dump_protocol(protocol: Protocol) -> str:
+    """TOML text that loads back to an equal protocol."""
+    return tomli_w.dumps(protocol.model_dump(mode="json"))
+
+
+def library_protocols() -> list[Path]:
+    return sorted(LIBRARY.glob("*.toml"))
+
+
+def _describe(error: Any, text: str, source: str) -> str:
+    tagged_loc = tuple(error["loc"])
+    loc = tuple(part for part in tagged_loc if part not in TRIGGER_KINDS)
+    field = _dotted(loc) or "protocol"
+    line = _line_of(text, loc)
+    where = f"{source}:{line}" if line else source
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key (check the spelling and the units in the name)"
+    allowed = _allowed_range(tagged_loc)
+    got = ""
+    if error["type"] not in ("missing", "extra_forbidden") and not isinstance(
+            error.get("input"), dict | list):
+        got = f", got {error['input']!r}"
+    suffix = f" (allowed: {allowed})" if allowed else ""
+    return f"{where}: {field}: {message}{suffix}{got}"
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _allowed_range(loc: tuple[Any, ...]) -> str:
+    info = _field_info(loc)
+    if info is None:
+        return ""
+    low = high = None
+    low_sign = high_sign = ""
+    for item in info.metadata:
+        if isinstance(item, annotated_types.Ge):
+            low, low_sign = item.ge, ">="
+        elif isinstance(item, annotated_types.Gt):
+            low, low_sign = item.gt, ">"
+        elif isinstance(item, annotated_types.Le):
+            high, high_sign = item.le, "<="
+        elif isinstance(item, annotated_types.Lt):
+            high, high_sign = item.lt, "<"
+    if low is not None and high is not None:
+        return f"{low_sign} {low} and {high_sign} {high}"
+    if low is not None:
+        return f"{low_sign} {low}"
+    if high is not None:
+        return f"{high_sign} {high}"
+    return ""
+
+
+def _field_info(loc: tuple[Any, ...]) -> FieldInfo | None:
+    """Walk the schema along an error location (tags included) to the field it names."""
+    choices: dict[str, type[BaseModel]] = {"": Protocol}
+    info: FieldInfo | None = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if part in choices and len(choices) > 1:
+            choices = {"": choices[part]}
+            continue
+        model = choices.get("")
+        if model is None or part not in model.model_fields:
+            return None
+        info = model.model_fields[part]
+        choices = _models_of(info.annotation)
+    return info
+
+
+def _models_of(annotation: Any) -> dict[str, type[BaseModel]]:
+    """The model(s) a field holds: one under '', or a tagged union's members by tag."""
+    members = [c for c in getattr(annotation, "__args__", ()) or (annotation,)
+               if isinstance(c, type) and issubclass(c, BaseModel)]
+    if len(members) == 1:
+        return {"": members[0]}
+    return {m.model_fields["kind"].annotation.__args__[0]: m for m in members}
+
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.]+)\s*\]\]?")
+
+
+def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
+    """Best-effort line number of the key an error names (1-based), for the message."""
+    table: list[str] = []
+    names = [part for part in loc if isinstance(part, str)]
+    indexes = [part for part in loc if isinstance(part, int)]
+    wanted_table, key = names[:-1], names[-1] if names else None
+    seen_arrays: dict[str, int] = {}
+    table_line: int | None = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        header = _HEADER.match(raw)
+        if header:
+            name = header.group(2)
+            table = name.split(".")
+            if header.group(1) == "[[":
+                seen_arrays[name] = seen_arrays.get(name, -1) + 1
+                if indexes and seen_arrays[name] != indexes[0]:
+                    table = [name, "#other"]
+            if table == wanted_table or table == names:
+                table_line = number
+            continue
+        if key and table == wanted_table and re.match(rf"^\s*{re.escape(key)}\s*=", raw):
+            return number
+    return table_line
