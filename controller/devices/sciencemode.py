@@ -336,6 +336,10 @@ def _body(message: Message) -> tuple[int, bytes]:
     raise TypeError(f"not a ScienceMode 2 message: {message!r}")
 
 
+def command_of(message: Message) -> int:
+    return _body(message)[0]
+
+
 def encode(message: Message, number: int = 0) -> bytes:
     """One complete frame carrying ``message`` with packet number ``number`` (mod 256).
 

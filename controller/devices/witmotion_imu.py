@@ -1,0 +1,182 @@
+"""A WitMotion serial IMU (WT901 / BWT901 family) as a :class:`MotionSensor`.
+
+A reader thread owns the port: it decodes packets with :mod:`controller.devices.witmotion`,
+groups acceleration (0x51), angular velocity (0x52) and, when the sensor sends it, angle
+(0x53) into one :class:`Sample`, and queues the samples for :meth:`WitMotionImu.read`.
+
+Timestamps. The sensor's packets carry no sample counter (its 0x50 time packet is a
+real-time clock with millisecond steps, set by hand, and off by default), so the only clock
+shared with the rest of the controller is the controller's own: each sample is stamped with
+the monotonic time at which the read that completed it returned. When one read completes
+several samples (the OS delivered them together), the earlier ones are back-dated by the
+nominal sample period so the stream keeps its spacing; stamps never go backwards. The
+session turns these into session time by subtracting its start.
+
+Trouble is raised from :meth:`read` as :class:`SensorError`, and stays raised: a port that
+vanished, or more than ``max_garbage_run_bytes`` of undecodable bytes in a row. Silence and
+frozen values are not the driver's call; the supervisor judges those from the samples.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+import serial
+
+from controller.devices import witmotion as wm
+from controller.devices.base import SensorError
+from controller.devices.serial_port import PORT_ERRORS, SerialPort, open_port, read_available
+from controller.types import Sample, Vector3
+
+STANDARD_GRAVITY_MPS2 = 9.80665
+DEFAULT_BAUD = 115200
+DEFAULT_RATE_HZ = 100.0
+MAX_GARBAGE_RUN_BYTES = 10 * wm.PACKET_BYTES
+"""Ten packets' worth of bytes without one good packet: the line is not going to recover."""
+MAX_QUEUED_SAMPLES = 10_000
+READ_POLL_S = 0.02
+
+
+class SampleAssembler:
+    """Turns the packet stream into samples: one per acc + gyro (+ angle) group.
+
+    Whether the sensor sends angles is learnt from the stream: a group closes on its angle
+    packet, or on its gyro packet once the stream has shown that no angle follows.
+    """
+
+    def __init__(self) -> None:
+        self._acc_g: Vector3 | None = None
+        self._gyro_dps: Vector3 | None = None
+        self._angles_expected = True
+
+    def add(self, packet: wm.DataPacket) -> tuple[Vector3, Vector3, Vector3 | None] | None:
+        """The completed group's (acc g, gyro deg/s, angle deg or None), if this closed one."""
+        match packet:
+            case wm.Acceleration(acc_g):
+                done = self._close(None) if self._gyro_dps is not None else None
+                if done is not None:
+                    self._angles_expected = False
+                self._acc_g = acc_g
+                return done
+            case wm.AngularVelocity(gyro_dps):
+                self._gyro_dps = gyro_dps
+                return None if self._angles_expected else self._close(None)
+            case wm.Angle(angle_deg):
+                self._angles_expected = True
+                return self._close(angle_deg)
+        return None
+
+    def _close(self, angle_deg: Vector3 | None) -> tuple[Vector3, Vector3, Vector3 | None] | None:
+        acc, gyro = self._acc_g, self._gyro_dps
+        self._acc_g = self._gyro_dps = None
+        if acc is None or gyro is None:
+            return None
+        return acc, gyro, angle_deg
+
+
+class WitMotionImu:
+    """Streams :class:`Sample`s from a WitMotion IMU on ``port`` (a path or a pyserial URL)."""
+
+    def __init__(
+        self,
+        port: str,
+        *,
+        baud: int = DEFAULT_BAUD,
+        rate_hz: float = DEFAULT_RATE_HZ,
+        max_garbage_run_bytes: int = MAX_GARBAGE_RUN_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.port_name = port
+        self.period_s = 1.0 / rate_hz
+        self.max_garbage_run_bytes = max_garbage_run_bytes
+        self.decoder = wm.Decoder()
+        self.dropped_samples = 0
+        """Samples lost because the consumer fell more than MAX_QUEUED_SAMPLES behind."""
+        self._clock = clock
+        self._assembler = SampleAssembler()
+        self._samples: deque[Sample] = deque()
+        self._lock = threading.Lock()
+        self._error: SensorError | None = None
+        self._last_t_s = float("-inf")
+        try:
+            self._serial: SerialPort | None = open_port(port, baud, serial.PARITY_NONE,
+                                                        READ_POLL_S)
+        except PORT_ERRORS as exc:
+            raise SensorError(f"cannot open {port}: {exc}") from exc
+        self._reader = threading.Thread(target=self._read_loop, name="witmotion-reader",
+                                        daemon=True)
+        self._reader.start()
+
+    def read(self) -> list[Sample]:
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            samples = list(self._samples)
+            self._samples.clear()
+        return samples
+
+    def close(self) -> None:
+        port, self._serial = self._serial, None
+        if port is None:
+            return
+        try:
+            port.close()
+        finally:
+            if self._reader is not threading.current_thread():
+                self._reader.join(timeout=1.0)
+
+    def send_config(self, *commands: wm.ConfigCommand) -> None:
+        """Unlock the sensor and write configuration registers (e.g. RATE)."""
+        port = self._serial
+        if port is None:
+            raise SensorError(f"{self.port_name} is closed")
+        unlock = wm.ConfigCommand(wm.Register.UNLOCK, wm.UNLOCK_KEY)
+        try:
+            port.write(b"".join(wm.encode_config(c) for c in (unlock, *commands)))
+        except PORT_ERRORS as exc:
+            raise SensorError(f"writing to {self.port_name} failed: {exc}") from exc
+
+    def _read_loop(self) -> None:
+        port = self._serial
+        assert port is not None
+        try:
+            while self._serial is port:
+                data = read_available(port)
+                arrived_s = self._clock()
+                if data:
+                    self._take(data, arrived_s)
+        except PORT_ERRORS as exc:
+            if self._serial is port:
+                self._fail(SensorError(f"lost the IMU on {self.port_name}: {exc}"))
+
+    def _take(self, data: bytes, arrived_s: float) -> None:
+        groups = [group for packet in self.decoder.feed(data)
+                  if (group := self._assembler.add(packet)) is not None]
+        if self.decoder.garbage_run_bytes > self.max_garbage_run_bytes:
+            self._fail(SensorError(
+                f"{self.decoder.garbage_run_bytes} bytes from the IMU on {self.port_name} "
+                "in a row were not valid packets"))
+            return
+        samples = []
+        for back, (acc_g, gyro_dps, angle_deg) in zip(
+                range(len(groups) - 1, -1, -1), groups, strict=True):
+            t_s = max(arrived_s - back * self.period_s, self._last_t_s + 1e-6)
+            self._last_t_s = t_s
+            acc = (acc_g[0] * STANDARD_GRAVITY_MPS2, acc_g[1] * STANDARD_GRAVITY_MPS2,
+                   acc_g[2] * STANDARD_GRAVITY_MPS2)
+            samples.append(Sample(t_s, acc, gyro_dps, angle_deg))
+        with self._lock:
+            overflow = len(self._samples) + len(samples) - MAX_QUEUED_SAMPLES
+            if overflow > 0:
+                self.dropped_samples += overflow
+                for _ in range(overflow):
+                    self._samples.popleft()
+            self._samples.extend(samples)
+
+    def _fail(self, error: SensorError) -> None:
+        with self._lock:
+            if self._error is None:
+                self._error = error
