@@ -61,16 +61,10 @@ class TiltTrigger(_Section):
     """WalkAide-style: stimulation follows the limb's tilt past two thresholds."""
 
     kind: Literal["tilt"]
-    tilt_heel_off_deg: float = Field(ge=-60, le=60,
-                                     description="tilt change from standing that starts a step")
-    tilt_heel_strike_deg: float = Field(ge=-60, le=60,
-                                        description="tilt change that ends it")
-
-    @model_validator(mode="after")
-    def _distinct(self) -> TiltTrigger:
-        if self.tilt_heel_off_deg == self.tilt_heel_strike_deg:
-            raise ValueError("tilt_heel_off_deg and tilt_heel_strike_deg must differ")
-        return self
+    tilt_heel_off_deg: float = Field(
+        gt=0, le=60, description="backward tilt from standing (degrees) that starts a step")
+    tilt_heel_strike_deg: float = Field(
+        gt=0, le=60, description="forward tilt from standing (degrees) that ends it")
 
 
 class CadenceTrigger(_Section):

@@ -1,0 +1,198 @@
+"""The ``fes`` command line.
+
+Exit codes: 0 the session completed without a fault; 1 it ended with a fault or an
+emergency stop; 2 the input was refused (bad protocol, missing file, bad option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from controller.devices.recording import RecordingFormatError
+from controller.record import default_db_path
+from controller.session import GaitSession, SessionStatusLine, SessionSummary
+from controller.simulate import (
+    BUNDLED_WALK,
+    build_simulated_session,
+    parse_injection,
+    recorded_walk,
+)
+from protocols import Protocol, ProtocolError, load_protocol
+from protocols.loader import LIBRARY, library_protocols
+
+EXIT_OK, EXIT_FAULT, EXIT_BAD_INPUT = 0, 1, 2
+DEFAULT_PROTOCOL = LIBRARY / "peroneal_gait_gyro.toml"
+
+StatusCallback = Callable[[SessionStatusLine], None]
+
+console = Console()
+errors = Console(stderr=True)
+
+
+class InputError(Exception):
+    """Refused input; the message is printed as is and the exit code is 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except (InputError, ProtocolError, RecordingFormatError) as exc:
+        errors.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        return EXIT_BAD_INPUT
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fes", description="FES foot-drop controller (research tool, not a certified "
+        "medical device).")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    simulate = commands.add_parser(
+        "simulate", help="run a supervised gait session on the built-in simulator")
+    simulate.add_argument("--protocol", type=Path, default=DEFAULT_PROTOCOL,
+                          help="protocol TOML (default: the bundled peroneal gait protocol)")
+    simulate.add_argument("--data", type=Path, default=BUNDLED_WALK,
+                          help="recorded walk, *_foot_imu.csv (default: the bundled walk)")
+    simulate.add_argument("--foot", choices=("left", "right"),
+                          help="which foot of the recording (default: the protocol's leg)")
+    simulate.add_argument("--duration", type=float, metavar="S",
+                          help="stop after S seconds (default: protocol or end of the data)")
+    simulate.add_argument("--realtime", action="store_true",
+                          help="pace the session to the wall clock instead of running fast")
+    simulate.add_argument("--inject", action="append", default=[], metavar="KIND@T[+D]",
+                          help="inject a sensor fault, e.g. silent@12 or frozen@8+2")
+    simulate.add_argument("--db", type=Path, default=None,
+                          help=f"session record (default: {default_db_path()})")
+    simulate.add_argument("--patient", help="pseudonymous patient id for the record")
+    simulate.set_defaults(handler=_simulate)
+
+    protocol = commands.add_parser("protocol", help="check or list protocols")
+    protocol_commands = protocol.add_subparsers(dest="protocol_command", required=True)
+    check = protocol_commands.add_parser("check", help="validate a protocol file")
+    check.add_argument("file", type=Path)
+    check.set_defaults(handler=_protocol_check)
+    listing = protocol_commands.add_parser("list", help="list the bundled protocols")
+    listing.set_defaults(handler=_protocol_list)
+    return parser
+
+
+# -- fes protocol ------------------------------------------------------------------------
+
+def _protocol_check(args: argparse.Namespace) -> int:
+    protocol = load_protocol(args.file)
+    console.print(f"[green]ok[/] {args.file}: {protocol.name!r}, {len(protocol.channels)} "
+                  f"channel(s), trigger {protocol.trigger.kind}, "
+                  f"{protocol.stimulation.frequency_hz:g} Hz", highlight=False)
+    return EXIT_OK
+
+
+def _protocol_list(args: argparse.Namespace) -> int:
+    table = Table("file", "name", "trigger", "channels")
+    for path in library_protocols():
+        protocol = load_protocol(path)
+        table.add_row(path.name, protocol.name, protocol.trigger.kind,
+                      ", ".join(str(ch.channel) for ch in protocol.channels))
+    console.print(table)
+    return EXIT_OK
+
+
+# -- fes simulate ------------------------------------------------------------------------
+
+def _simulate(args: argparse.Namespace) -> int:
+    protocol = load_protocol(args.protocol)
+    if not args.data.exists():
+        raise InputError(f"{args.data}: no such recording")
+    try:
+        injections = [parse_injection(text) for text in args.inject]
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    foot = args.foot or protocol.leg
+    samples = recorded_walk(args.data, foot)
+    db_path = args.db or default_db_path()
+    rig = build_simulated_session(protocol, samples, db_path,
+                                  source=f"sim://{args.data.name}#{foot}",
+                                  duration_s=args.duration, realtime=args.realtime,
+                                  patient=args.patient)
+    for fault, at_s, duration_s in injections:
+        rig.motion.inject(fault, at_s, duration_s)
+    console.print(f"[bold]{protocol.name}[/] on {args.data.name} ({foot} foot), simulated "
+                  "RehaStim 2 — research tool, not a certified medical device", highlight=False)
+    end_s = min(rig.motion.end_s, samples[0].t_s + (args.duration or protocol.session.duration_s))
+    summary = _run_with_progress(rig.session, samples[0].t_s, end_s)
+    _print_summary(summary, protocol)
+    return EXIT_OK if summary.status == "completed" and not summary.faults else EXIT_FAULT
+
+
+def _run_with_progress(session: GaitSession, start_s: float, end_s: float) -> SessionSummary:
+    """Run with a progress bar and live status; Ctrl-C or SIGTERM is an emergency stop."""
+    def emergency(signum: int, frame: FrameType | None) -> None:
+        session.request_emergency_stop(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, emergency) for sig in (signal.SIGINT, signal.SIGTERM)}
+    progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                        TextColumn("{task.fields[status]}"), TimeRemainingColumn(),
+                        console=console, transient=False)
+    try:
+        with progress:
+            task = progress.add_task("session", total=end_s - start_s, status="")
+
+            def show(line: SessionStatusLine) -> None:
+                progress.update(task, completed=line.t_s - start_s, status=_status_text(line))
+
+            summary = session.run(on_tick=_every(show, 25))
+            progress.update(task, completed=end_s - start_s)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return summary
+
+
+def _every(show: StatusCallback, n: int) -> StatusCallback:
+    """Refresh the display every n ticks (and on every faulted tick), not on each one."""
+    calls = 0
+
+    def maybe(line: SessionStatusLine) -> None:
+        nonlocal calls
+        calls += 1
+        if calls % n == 0 or line.latched:
+            show(line)
+    return maybe
+
+
+def _status_text(line: SessionStatusLine) -> str:
+    output = " ".join(f"ch{ch} {ma:4.1f} mA" for ch, ma in line.output_ma.items())
+    fault = f" [bold red]FAULT {line.latched[0].kind.value}[/]" if line.latched else ""
+    return f"t={line.t_s:6.1f} s  {line.phase.value:<11} {output}  steps {line.steps}{fault}"
+
+
+def _print_summary(summary: SessionSummary, protocol: Protocol) -> None:
+    table = Table(title="session summary", show_header=False)
+    table.add_row("status", summary.status)
+    table.add_row("duration", f"{summary.duration_s:.1f} s ({summary.samples} samples)")
+    table.add_row("steps", str(summary.steps))
+    table.add_row("stimulated steps", str(summary.stimulated_steps))
+    table.add_row("missed heel strikes", str(summary.missed_heel_strikes))
+    table.add_row("unexpected (false) events", str(summary.unexpected_events))
+    sites = {ch.channel: ch.site for ch in protocol.channels}
+    for channel, charge in summary.charge_uc.items():
+        table.add_row(f"charge ch{channel}", f"{charge / 1000:.2f} mC ({sites[channel]})")
+    faults = "\n".join(f"{f['t_s']:.2f} s {f['kind']}: {f['detail']}" for f in summary.faults)
+    table.add_row("faults", faults or "none")
+    table.add_row("record", f"{summary.record_path} (session {summary.session_id})")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""The gait phase machine: it decides *when* to stimulate; the supervisor decides *whether*.
+
+The whole cycle is the table below. Guards are ``conditions`` (the only place a
+transition can be refused); bookkeeping runs in ``after`` / ``on_enter`` callbacks,
+which run only once a transition is committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from transitions import Machine
+
+from controller.types import GaitEvent, GaitEventKind
+
+
+class GaitPhase(str, Enum):
+    STANCE = "stance"
+    HEEL_OFF = "heel_off"
+    SWING = "swing"
+    HEEL_STRIKE = "heel_strike"
+    EXTENSION = "extension"
+
+
+class StepOutcome(str, Enum):
+    COMPLETED = "completed"
+    MISSED_HEEL_STRIKE = "missed_heel_strike"
+    """No heel strike before the step's time ran out: closed, output stopped."""
+    STOPPED = "stopped"
+    """The walker stood still or sat down mid-step."""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    index: int
+    start_s: float
+    end_s: float
+    heel_strike_s: float | None
+    outcome: StepOutcome
+
+
+_IN_STEP = ["heel_off", "swing"]
+TRANSITIONS: list[dict[str, Any]] = [
+    {"trigger": "heel_off", "source": "stance", "dest": "heel_off", "after": "_open_step"},
+    {"trigger": "toe_off", "source": "stance", "dest": "swing", "after": "_open_step"},
+    {"trigger": "toe_off", "source": "heel_off", "dest": "swing"},
+    {"trigger": "heel_strike", "source": _IN_STEP, "dest": "heel_strike",
+     "after": "_mark_heel_strike"},
+    {"trigger": "tick", "source": "heel_strike", "dest": "extension",
+     "conditions": "_wants_extension"},
+    {"trigger": "tick", "source": "heel_strike", "dest": "stance",
+     "after": "_close_completed"},
+    {"trigger": "tick", "source": "extension", "dest": "stance",
+     "conditions": "_extension_over", "after": "_close_completed"},
+    {"trigger": "tick", "source": _IN_STEP, "dest": "stance",
+     "conditions": "_step_too_long", "after": "_close_missed"},
+    {"trigger": "still", "source": _IN_STEP + ["heel_strike", "extension"], "dest": "stance",
+     "after": "_close_stopped"},
+]
+
+
+class GaitMachine:
+    """One leg's gait phases, driven by detector events and the sensor clock."""
+
+    def __init__(self, start_on: str, extension_s: float, step_limit_s: float) -> None:
+        self._stimulate_from_heel_off = start_on == "heel_off"
+        self._extension_s = extension_s
+        self._step_limit_s = step_limit_s
+        self.state = GaitPhase.STANCE.value
+        self.now_s = 0.0
+        self.steps: list[Step] = []
+        self.unexpected_events = 0
+        self._step_start_s = 0.0
+        self._heel_strike_s: float | None = None
+        self._machine = Machine(
+            model=self, states=[phase.value for phase in GaitPhase],
+            transitions=TRANSITIONS, initial=GaitPhase.STANCE.value,
+            ignore_invalid_triggers=True, auto_transitions=False, model_override=True)
+
+    # Trigger methods: declared here for type checking, bound by transitions.
+    def heel_off(self) -> bool:
+        raise NotImplementedError
+
+    def toe_off(self) -> bool:
+        raise NotImplementedError
+
+    def heel_strike(self) -> bool:
+        raise NotImplementedError
+
+    def tick(self) -> bool:
+        raise NotImplementedError
+
+    def still(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def phase(self) -> GaitPhase:
+        return GaitPhase(self.state)
+
+    @property
+    def wants_stimulation(self) -> bool:
+        if self.state == GaitPhase.HEEL_OFF.value:
+            return self._stimulate_from_heel_off
+        return self.state in (GaitPhase.SWING.value, GaitPhase.HEEL_STRIKE.value,
+                              GaitPhase.EXTENSION.value)
+
+    def handle(self, event: GaitEvent) -> bool:
+        """Feed one detector event at the time it was detected; returns whether it moved.
+
+        An event that does not fit the phase (a heel strike during stance) is counted
+        and ignored, never acted on. Mid-swing carries no decision.
+        """
+        if event.kind is GaitEventKind.MID_SWING:
+            return False
+        self.now_s = event.detected_at_s
+        if event.kind is GaitEventKind.HEEL_STRIKE:
+            self._heel_strike_s = event.t_s
+        moved = bool(getattr(self, event.kind.value)())
+        if not moved and event.kind is not GaitEventKind.STILL:
+            self.unexpected_events += 1
+        self.advance(event.detected_at_s)
+        return moved
+
+    def advance(self, now_s: float) -> None:
+        """Let time act: extension ends, a too-long step is closed."""
+        self.now_s = now_s
+        while self.tick():
+            pass
+
+    # -- conditions and callbacks ----------------------------------------------------
+
+    def _wants_extension(self) -> bool:
+        return self._extension_s > 0.0 and not self._extension_over()
+
+    def _extension_over(self) -> bool:
+        hs = self._heel_strike_s if self._heel_strike_s is not None else self.now_s
+        return self.now_s >= hs + self._extension_s
+
+    def _step_too_long(self) -> bool:
+        return self.now_s - self._step_start_s >= self._step_limit_s
+
+    def _open_step(self) -> None:
+        self._step_start_s = self.now_s
+        self._heel_strike_s = None
+
+    def _mark_heel_strike(self) -> None:
+        if self._heel_strike_s is None:
+            self._heel_strike_s = self.now_s
+
+    def _close_completed(self) -> None:
+        self._close(StepOutcome.COMPLETED)
+
+    def _close_missed(self) -> None:
+        self._close(StepOutcome.MISSED_HEEL_STRIKE)
+
+    def _close_stopped(self) -> None:
+        self._close(StepOutcome.STOPPED)
+
+    def _close(self, outcome: StepOutcome) -> None:
+        heel_strike = self._heel_strike_s if outcome is StepOutcome.COMPLETED else None
+        self.steps.append(Step(len(self.steps), self._step_start_s, self.now_s, heel_strike,
+                               outcome))
+        self._heel_strike_s = None

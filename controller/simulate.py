@@ -1,0 +1,64 @@
+"""Assemble a supervised session on the in-process simulator (``fes simulate``, tests).
+
+Nothing here is simulator-only logic: it picks a motion source and the stimulator twin
+and hands them to the same GaitSession a hardware session uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from controller.clock import VirtualClock
+from controller.detect.factory import make_detector
+from controller.devices.recording import load_recording
+from controller.record import SessionRecord
+from controller.session import GaitSession
+from controller.types import Sample
+from protocols import Protocol, dump_protocol
+from simulator.inmemory import InMemoryStimulator
+from simulator.motion import MotionFault, SimulatedMotion
+
+BUNDLED_WALK = Path(__file__).resolve().parent.parent / "simulator" / "data" / \
+    "walk1_2x20m_foot_imu.csv"
+
+
+@dataclass
+class SimulatedRig:
+    """A session plus handles on the simulated hardware, for fault injection and checks."""
+
+    session: GaitSession
+    motion: SimulatedMotion
+    stimulator: InMemoryStimulator
+    clock: VirtualClock
+
+
+def parse_injection(text: str) -> tuple[MotionFault, float, float]:
+    """``KIND@T`` or ``KIND@T+D`` (seconds), e.g. ``silent@12`` or ``frozen@8+2``."""
+    try:
+        kind, when = text.split("@", 1)
+        at, _, duration = when.partition("+")
+        return MotionFault(kind), float(at), float(duration) if duration else float("inf")
+    except ValueError:
+        choices = ", ".join(f.value for f in MotionFault)
+        raise ValueError(f"bad fault injection {text!r}: use KIND@SECONDS[+DURATION] with "
+                         f"KIND one of {choices}") from None
+
+
+def recorded_walk(path: Path, foot: str) -> list[Sample]:
+    return load_recording(path, foot).samples()
+
+
+def build_simulated_session(protocol: Protocol, samples: list[Sample], db_path: Path, *,
+                            source: str, duration_s: float | None = None,
+                            realtime: bool = False, patient: str | None = None) -> SimulatedRig:
+    rate_hz = (len(samples) - 1) / (samples[-1].t_s - samples[0].t_s)
+    clock = VirtualClock(1.0 / rate_hz, start_s=samples[0].t_s, realtime=realtime)
+    motion = SimulatedMotion(samples, clock)
+    stimulator = InMemoryStimulator(clock.now)
+    record = SessionRecord(db_path, protocol_name=protocol.name,
+                           protocol_toml=dump_protocol(protocol), sensor=source,
+                           stimulator="sim://rehastim2", patient=patient)
+    session = GaitSession(protocol, motion, stimulator, clock, record,
+                          make_detector(protocol.trigger), duration_s)
+    return SimulatedRig(session, motion, stimulator, clock)
