@@ -203,7 +203,8 @@ class SafetySupervisor:
         self._sensor = _SensorWatch()
         self._last_tick_s: float | None = None
         self._started_s: float | None = None
-        self._stimulator_ready = False
+        self._stimulator_connected = False
+        self._stimulator_configured = False
         self.delivered_charge_uc: dict[int, float] = dict.fromkeys(self._channels, 0.0)
 
     # -- state -----------------------------------------------------------------------
@@ -296,7 +297,8 @@ class SafetySupervisor:
         acc_max = max(abs(a) for a in sample.acc_mps2)
         gyro_max = max(abs(g) for g in sample.gyro_dps)
         allowance = self._limits.full_scale_allowance
-        if not (acc_max <= self._limits.acc_full_scale_mps2 * allowance
+        if not (all(math.isfinite(v) for v in values)
+                and acc_max <= self._limits.acc_full_scale_mps2 * allowance
                 and gyro_max <= self._limits.gyro_full_scale_dps * allowance):
             self.fault(FaultKind.IMPLAUSIBLE_VALUE, t,
                        f"max |acc| {acc_max:.1f} m/s², max |gyro| {gyro_max:.1f} °/s beyond "
@@ -327,33 +329,35 @@ class SafetySupervisor:
         for state in self._channels.values():
             self._end_burst(state, now_s)
             state.target_ma = state.output_ma = 0.0
+        self._stimulator_configured = False
         try:
             self._stimulator.stop()
         except DeviceError as exc:
-            self._stimulator_ready = False
+            self._stimulator_connected = False
             if kind is not FaultKind.STIMULATOR_ERROR:
                 self.fault(FaultKind.STIMULATOR_ERROR, now_s, f"stop failed: {exc}")
 
     def reset(self, now_s: float) -> list[str]:
         """Clear latched faults if every cause is gone; return the causes still present.
 
-        Output does not jump back: targets are zero, and a new request ramps up from zero.
+        The stimulator was told to stop when the fault latched, so it is configured again
+        (and reconnected if the link was lost) only now, after the latch is cleared; if
+        that fails, a stimulator fault latches anew. Output does not jump back: targets
+        are zero, and a new request ramps up from zero.
         """
         remaining = [reason for reason in (self._cause_present(f.kind, now_s)
                                            for f in self._faults) if reason]
         if remaining:
             self._log.notice(now_s, "reset_refused", "; ".join(remaining))
             return remaining
-        if not self._stimulator_ready:
-            self._bring_up_stimulator(now_s)
-            if not self._stimulator_ready:
-                return ["stimulator still not answering"]
         if self._faults:
             self._log.notice(now_s, "reset", ", ".join(f.kind.value for f in self._faults))
         self._faults.clear()
         for state in self._channels.values():
             state.blocked = False
-        return []
+        if not self._stimulator_configured:
+            self._bring_up_stimulator(now_s)
+        return [f"{f.kind.value}: {f.detail}" for f in self._faults]
 
     # -- the control tick ------------------------------------------------------------
 
@@ -436,7 +440,7 @@ class SafetySupervisor:
         try:
             self._stimulator.update(amplitudes)
         except DeviceError as exc:
-            self._stimulator_ready = False
+            self._stimulator_connected = False
             self.fault(FaultKind.STIMULATOR_ERROR, now_s, str(exc))
 
     def _bring_up_stimulator(self, now_s: float) -> None:
@@ -444,13 +448,15 @@ class SafetySupervisor:
             ChannelSetup(state.limits.channel, state.limits.pulse_width_us)
             for state in self._channels.values()]
         try:
-            self._stimulator.connect()
+            if not self._stimulator_connected:
+                self._stimulator.connect()
+                self._stimulator_connected = True
             self._stimulator.configure(setups, self._config.frequency_hz)
         except DeviceError as exc:
-            self._stimulator_ready = False
+            self._stimulator_connected = False
             self.fault(FaultKind.STIMULATOR_ERROR, now_s, f"bring-up failed: {exc}")
             return
-        self._stimulator_ready = True
+        self._stimulator_configured = True
 
     def _cause_present(self, kind: FaultKind, now_s: float) -> str:
         """Why a fault of this kind cannot be cleared yet ('' when it can)."""
