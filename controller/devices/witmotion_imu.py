@@ -104,6 +104,7 @@ class WitMotionImu:
         try:
             self._serial: SerialPort | None = open_port(port, baud, serial.PARITY_NONE,
                                                         READ_POLL_S)
+            self._serial.reset_input_buffer()  # bytes from before we listened have no time
         except PORT_ERRORS as exc:
             raise SensorError(f"cannot open {port}: {exc}") from exc
         self._reader = threading.Thread(target=self._read_loop, name="witmotion-reader",
