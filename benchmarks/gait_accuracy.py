@@ -240,7 +240,8 @@ def run_gaitmap(recording: Recording) -> tuple[list[GaitEvent], float | None] | 
         ),
     )
     aligned = align_dataset_to_gravity(frame, rate_hz)
-    body = convert_to_fbf(aligned, left_like="left_", right_like="right_")
+    side = "left" if recording.foot == "left" else "right"
+    body = convert_to_fbf(aligned, **{side: [sensor]})
     strides = BarthDtw().segment(body, rate_hz).stride_list_
     detection = RamppEventDetection().detect(body, strides, sampling_rate_hz=rate_hz)
     table = detection.min_vel_event_list_[sensor]
