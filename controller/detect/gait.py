@@ -174,9 +174,14 @@ class _Engine:
         return events
 
     def _stance(self, t: float, w: float, events: list[GaitEvent]) -> None:
+        dip_deep = self._dip_dps < -TOE_OFF_DEPTH_FRACTION * self._push_off_dps
+        if dip_deep and w > TOE_OFF_REBOUND_FRACTION * self._dip_dps:
+            events.append(self._event(GaitEventKind.TOE_OFF, self._t_dip_s, t))
+            self._start_swing(self._t_dip_s, w)
+            return
         if w > SWING_FRACTION * self._swing_peak_dps:
-            # A full swing with no toe-off seen (turn, shuffle, missed dip): follow it
-            # silently so the heel strike that ends it is found and the phase is right again.
+            # A swing with no toe-off seen (turn, shuffle): follow it silently so that
+            # the heel strike ending it is found and the phase is right again.
             self._start_swing(t, w)
             return
         if t - self._t_last_ic_s < STANCE_REFRACTORY_FRACTION * self._stride_s:
@@ -192,12 +197,6 @@ class _Engine:
         if w < self._dip_dps:
             self._dip_dps = w
             self._t_dip_s = t
-        elif (
-            self._dip_dps < -TOE_OFF_DEPTH_FRACTION * self._push_off_dps
-            and w > TOE_OFF_REBOUND_FRACTION * self._dip_dps
-        ):
-            events.append(self._event(GaitEventKind.TOE_OFF, self._t_dip_s, t))
-            self._start_swing(self._t_dip_s, w)
 
     def _start_swing(self, t_start: float, w: float) -> None:
         self._phase = _Phase.SWING
