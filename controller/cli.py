@@ -14,6 +14,7 @@ from pathlib import Path
 from types import FrameType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -34,8 +35,8 @@ DEFAULT_PROTOCOL = LIBRARY / "peroneal_gait_gyro.toml"
 
 StatusCallback = Callable[[SessionStatusLine], None]
 
-console = Console()
-errors = Console(stderr=True)
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 class InputError(Exception):
@@ -48,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except (InputError, ProtocolError, RecordingFormatError) as exc:
-        errors.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        errors.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_BAD_INPUT
     return code
 
@@ -138,7 +139,7 @@ def _simulate(args: argparse.Namespace) -> int:
 def _run_with_progress(session: GaitSession, start_s: float, end_s: float) -> SessionSummary:
     """Run with a progress bar and live status; Ctrl-C or SIGTERM is an emergency stop."""
     def emergency(signum: int, frame: FrameType | None) -> None:
-        session.request_emergency_stop(signal.Signals(signum).name)
+        session.request_emergency_stop(signal.Signals(signum).name, end_session=True)
 
     previous = {sig: signal.signal(sig, emergency) for sig in (signal.SIGINT, signal.SIGTERM)}
     progress = Progress(TextColumn("{task.description}"), BarColumn(),

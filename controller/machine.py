@@ -60,6 +60,11 @@ TRANSITIONS: list[dict[str, Any]] = [
      "after": "_close_stopped"},
 ]
 
+_TRIGGERS_FROM: dict[str, set[str]] = {}
+for _row in TRANSITIONS:
+    for _source in ([_row["source"]] if isinstance(_row["source"], str) else _row["source"]):
+        _TRIGGERS_FROM.setdefault(_source, set()).add(_row["trigger"])
+
 
 class GaitMachine:
     """One leg's gait phases, driven by detector events and the sensor clock."""
@@ -77,23 +82,7 @@ class GaitMachine:
         self._machine = Machine(
             model=self, states=[phase.value for phase in GaitPhase],
             transitions=TRANSITIONS, initial=GaitPhase.STANCE.value,
-            ignore_invalid_triggers=True, auto_transitions=False, model_override=True)
-
-    # Trigger methods: declared here for type checking, bound by transitions.
-    def heel_off(self) -> bool:
-        raise NotImplementedError
-
-    def toe_off(self) -> bool:
-        raise NotImplementedError
-
-    def heel_strike(self) -> bool:
-        raise NotImplementedError
-
-    def tick(self) -> bool:
-        raise NotImplementedError
-
-    def still(self) -> bool:
-        raise NotImplementedError
+            ignore_invalid_triggers=True, auto_transitions=False)
 
     @property
     def phase(self) -> GaitPhase:
@@ -117,7 +106,8 @@ class GaitMachine:
         self.now_s = event.detected_at_s
         if event.kind is GaitEventKind.HEEL_STRIKE:
             self._heel_strike_s = event.t_s
-        moved = bool(getattr(self, event.kind.value)())
+        trigger = event.kind.value
+        moved = trigger in _TRIGGERS_FROM[self.state] and self._fire(trigger)
         if not moved and event.kind is not GaitEventKind.STILL:
             self.unexpected_events += 1
         self.advance(event.detected_at_s)
@@ -126,8 +116,11 @@ class GaitMachine:
     def advance(self, now_s: float) -> None:
         """Let time act: extension ends, a too-long step is closed."""
         self.now_s = now_s
-        while self.tick():
+        while "tick" in _TRIGGERS_FROM[self.state] and self._fire("tick"):
             pass
+
+    def _fire(self, trigger: str) -> bool:
+        return bool(self._machine.events[trigger].trigger(self))
 
     # -- conditions and callbacks ----------------------------------------------------
 

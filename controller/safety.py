@@ -279,19 +279,23 @@ class SafetySupervisor:
         state.setting_ma = allowed
         return allowed
 
-    def observe(self, sample: Sample) -> None:
-        """Check one sensor sample: time order, plausibility, frozen stream."""
+    def observe(self, sample: Sample, now_s: float) -> None:
+        """Check one sensor sample: time order, plausibility, frozen stream.
+
+        Faults are stamped ``now_s``, the session clock, when they became visible: the
+        sample's own timestamp may be the very thing that is wrong.
+        """
         watch = self._sensor
         t = sample.t_s
         values = sample.acc_mps2 + sample.gyro_dps
         ok = True
         if watch.last_t_s is not None:
             if not t > watch.last_t_s:
-                self.fault(FaultKind.TIME_BACKWARDS, watch.last_t_s,
+                self.fault(FaultKind.TIME_BACKWARDS, now_s,
                            f"sample time {t:.4f} s after {watch.last_t_s:.4f} s")
                 return
             if t - watch.last_t_s > self._config.sensor_silent_s:
-                self.fault(FaultKind.TIME_JUMP, t,
+                self.fault(FaultKind.TIME_JUMP, now_s,
                            f"sample time jumped {t - watch.last_t_s:.3f} s")
                 ok = False
         acc_max = max(abs(a) for a in sample.acc_mps2)
@@ -300,7 +304,7 @@ class SafetySupervisor:
         if not (all(math.isfinite(v) for v in values)
                 and acc_max <= self._limits.acc_full_scale_mps2 * allowance
                 and gyro_max <= self._limits.gyro_full_scale_dps * allowance):
-            self.fault(FaultKind.IMPLAUSIBLE_VALUE, t,
+            self.fault(FaultKind.IMPLAUSIBLE_VALUE, now_s,
                        f"max |acc| {acc_max:.1f} m/s², max |gyro| {gyro_max:.1f} °/s beyond "
                        "the sensor's full scale")
             ok = False
@@ -309,7 +313,7 @@ class SafetySupervisor:
             watch.last_change_s = t
         elif watch.last_change_s is not None and t - watch.last_change_s > \
                 self._config.sensor_frozen_s:
-            self.fault(FaultKind.SENSOR_FROZEN, t,
+            self.fault(FaultKind.SENSOR_FROZEN, now_s,
                        f"identical samples for {t - watch.last_change_s:.2f} s")
             ok = False
         watch.last_t_s = t

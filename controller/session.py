@@ -87,6 +87,7 @@ class GaitSession:
         """False after a reset or resume until the leg is back in stance."""
         self._paused = False
         self._pending_stop: tuple[SessionStatus, str] | None = None
+        self._pending_estop: str | None = None
         self._lock = threading.Lock()
         self._steps_recorded = 0
         self._charge_at_step_start = 0.0
@@ -95,10 +96,16 @@ class GaitSession:
 
     # -- commands from outside the loop (any thread) -----------------------------------
 
-    def request_emergency_stop(self, source: str) -> None:
-        """Latch an emergency stop at the next tick (at most one tick away)."""
+    def request_emergency_stop(self, source: str, end_session: bool = False) -> None:
+        """Latch an emergency stop at the next tick (at most one tick away).
+
+        The session keeps recording unless ``end_session``; output stays at zero until
+        an explicit reset.
+        """
         with self._lock:
-            self._pending_stop = (SessionStatus.EMERGENCY_STOP, source)
+            self._pending_estop = source
+            if end_session:
+                self._pending_stop = (SessionStatus.EMERGENCY_STOP, source)
 
     def request_stop(self, source: str = "patient") -> None:
         with self._lock:
@@ -141,7 +148,7 @@ class GaitSession:
         if self.status is SessionStatus.RUNNING:
             try:
                 for sample in self._sensor.read():
-                    self._process(sample)
+                    self._process(sample, now)
             except EOFError:
                 self.status = SessionStatus.COMPLETED
             except SensorError as exc:
@@ -208,19 +215,18 @@ class GaitSession:
 
     def _take_pending_stop(self, now: float) -> None:
         with self._lock:
-            pending, self._pending_stop = self._pending_stop, None
-        if pending is None:
-            return
-        status, source = pending
-        if status is SessionStatus.EMERGENCY_STOP:
-            self.supervisor.emergency_stop(now, source)
-        else:
-            self.record.notice(now, "stop", f"session stopped by {source}")
-        self.status = status
+            estop, self._pending_estop = self._pending_estop, None
+            stop, self._pending_stop = self._pending_stop, None
+        if estop is not None:
+            self.supervisor.emergency_stop(now, estop)
+        if stop is not None:
+            status, source = stop
+            self.record.notice(now, "stop", f"session ended by {source}")
+            self.status = status
 
-    def _process(self, sample: Sample) -> None:
+    def _process(self, sample: Sample, now: float) -> None:
         self._samples += 1
-        self.supervisor.observe(sample)
+        self.supervisor.observe(sample, now)
         self.record.sample(sample)
         for event in self._detector.update(sample):
             self.record.event(event)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from controller.clock import Clock
+from controller.devices.base import SensorError
 from controller.types import Sample
 
 
@@ -22,6 +23,8 @@ class MotionFault(str, Enum):
     TIME_BACKWARDS = "time_backwards"
     TIME_JUMP = "time_jump"
     IMPLAUSIBLE = "implausible"
+    PORT_GONE = "port_gone"
+    """The sensor's port disappears: reading raises, as a serial driver does."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class SimulatedMotion:
         if self._next >= len(self._samples):
             raise EOFError("end of the simulated walk")
         now = self._clock.now()
+        if any(i.fault is MotionFault.PORT_GONE and i.covers(now) for i in self._injections):
+            raise SensorError("motion sensor port disappeared")
         out: list[Sample] = []
         while self._next < len(self._samples) and self._samples[self._next].t_s <= now:
             sample = self._apply(self._samples[self._next])

@@ -67,7 +67,7 @@ class Rig:
 
     def feed(self, gyro_y: float | None = None) -> None:
         wobble = math.sin(self.now * 7.0) * 50.0 if gyro_y is None else gyro_y
-        self.supervisor.observe(Sample(self.now, (0.0, 0.0, 9.81), (0.0, wobble, 0.0)))
+        self.supervisor.observe(Sample(self.now, (0.0, 0.0, 9.81), (0.0, wobble, 0.0)), self.now)
 
     def device_ma(self, channel: int = 1) -> int:
         return self.twin.model.output.get(channel, (0, 0))[0]
@@ -233,7 +233,7 @@ def test_implausible_samples_latch(acc: tuple[float, float, float],
                                    gyro: tuple[float, float, float], kind: FaultKind) -> None:
     rig = Rig()
     rig.run(0.2, intensity=1.0)
-    rig.supervisor.observe(Sample(rig.now + 0.001, acc, gyro))
+    rig.supervisor.observe(Sample(rig.now + 0.001, acc, gyro), rig.now)
     assert rig.supervisor.faults[0].kind is kind
     assert rig.device_ma() == 0
 
@@ -241,8 +241,8 @@ def test_implausible_samples_latch(acc: tuple[float, float, float],
 def test_timestamps_going_backwards_or_jumping_latch() -> None:
     rig = Rig()
     rig.run(0.2)
-    rig.supervisor.observe(Sample(rig.now - 0.05, (0.0, 0.0, 9.81), (0.0, 1.0, 0.0)))
-    rig.supervisor.observe(Sample(rig.now + 0.5, (0.0, 0.0, 9.81), (0.0, 2.0, 0.0)))
+    rig.supervisor.observe(Sample(rig.now - 0.05, (0.0, 0.0, 9.81), (0.0, 1.0, 0.0)), rig.now)
+    rig.supervisor.observe(Sample(rig.now + 0.5, (0.0, 0.0, 9.81), (0.0, 2.0, 0.0)), rig.now)
     assert {f.kind for f in rig.supervisor.faults} == {FaultKind.TIME_BACKWARDS,
                                                       FaultKind.TIME_JUMP}
 

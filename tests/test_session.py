@@ -1,0 +1,286 @@
+"""Whole supervised sessions on the simulator: recorded walking, injected faults, the record."""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from controller.devices.recording import ReferenceEvent, load_recording
+from controller.record import read_rows
+from controller.safety import FaultKind
+from controller.simulate import SimulatedRig, build_simulated_session
+from controller.types import GaitEvent, GaitEventKind, Sample
+from protocols import Protocol, load_protocol
+from simulator.inmemory import StimulatorMisbehaviour
+from simulator.motion import MotionFault
+
+ROOT = Path(__file__).resolve().parents[1]
+GAIT = ROOT / "protocols" / "library" / "peroneal_gait_gyro.toml"
+BUNDLED = ROOT / "simulator" / "data" / "walk1_2x20m_foot_imu.csv"
+TURN_S = (16.0, 19.2)
+"""The 180° turn of walk 1 (data README): steps there are not normal swings."""
+
+
+def make_rig(tmp_path: Path, foot: str = "left", protocol: Protocol | None = None,
+             recording: Path = BUNDLED) -> SimulatedRig:
+    samples = load_recording(recording, foot).samples()
+    return build_simulated_session(protocol or load_protocol(GAIT), samples,
+                                   tmp_path / "record.sqlite", source=f"test#{foot}")
+
+
+def output_at(rig: SimulatedRig, channel: int = 1) -> Callable[[float], int]:
+    """What the simulated device delivered on a channel at any time, from its own log."""
+    log = [d for d in rig.stimulator.model.delivered if d.channel == channel]
+    times = [d.t_s for d in log]
+
+    def at(t_s: float) -> int:
+        index = bisect.bisect_right(times, t_s) - 1
+        return log[index].current_ma if index >= 0 else 0
+    return at
+
+
+def swings_and_stances(reference: list[ReferenceEvent]) -> tuple[list[float], list[float]]:
+    """Mid-swing and mid-stance instants from the reference events, outside the turn."""
+    swings, stances = [], []
+    for before, after in zip(reference, reference[1:], strict=False):
+        middle = (before.t_s + after.t_s) / 2
+        if TURN_S[0] <= middle <= TURN_S[1]:
+            continue
+        if before.kind is GaitEventKind.TOE_OFF and after.kind is GaitEventKind.HEEL_STRIKE:
+            swings.append(middle)
+        if before.kind is GaitEventKind.HEEL_STRIKE and after.kind is GaitEventKind.TOE_OFF:
+            stances.append(middle)
+    return swings, stances
+
+
+@pytest.mark.parametrize("foot", ["left", "right"])
+def test_recorded_walk_is_stimulated_in_swing_and_not_in_stance(tmp_path: Path,
+                                                                foot: str) -> None:
+    rig = make_rig(tmp_path, foot)
+    summary = rig.session.run()
+    assert summary.status == "completed"
+    assert summary.faults == []
+    reference = load_recording(BUNDLED, foot).reference
+    swings, stances = swings_and_stances(reference)
+    delivered = output_at(rig)
+    stimulated = [t for t in swings if delivered(t) > 0]
+    quiet = [t for t in stances if delivered(t) == 0]
+    assert len(swings) >= 20 and len(stances) >= 20
+    assert len(stimulated) >= 0.95 * len(swings), (len(stimulated), len(swings))
+    assert len(quiet) == len(stances), sorted(set(stances) - set(quiet))
+    assert summary.stimulated_steps >= 0.9 * len(swings)
+
+
+def test_record_holds_samples_events_commands_and_steps(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path)
+    summary = rig.session.run()
+    db = Path(summary.record_path)
+    count = {table: read_rows(db, f"SELECT count(*) FROM {table}")[0][0]
+             for table in ("samples", "events", "commands", "steps", "phases")}
+    assert count["samples"] == summary.samples == 7928
+    assert count["steps"] == summary.steps > 20
+    assert count["events"] > 2 * summary.steps
+    assert count["commands"] > summary.steps
+    status, stored = read_rows(db, "SELECT status, summary FROM sessions")[0]
+    assert status == "completed"
+    assert json.loads(stored)["stimulated_steps"] == summary.stimulated_steps
+    protocol_text = read_rows(db, "SELECT toml FROM protocols")[0][0]
+    assert load_protocol(GAIT).name in protocol_text
+    journal = read_rows(db, "PRAGMA journal_mode")[0][0]
+    assert journal == "wal"
+
+
+def test_record_is_written_while_the_session_runs(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path)
+    rig.session.start()
+    for _ in range(2000):
+        rig.session.step()
+    db = Path(rig.session.record.path)
+    rows = read_rows(db, "SELECT count(*), max(t_s) FROM samples")[0]
+    assert rows[0] > 1500, "a reader sees the running session's samples"
+    assert rig.clock.now() - rows[1] < 0.5
+    rig.session.finish()
+
+
+class ToeOffsOnly:
+    """A detector that sees every toe-off but never a heel strike (a sensor knocked loose)."""
+
+    def __init__(self, period_s: float) -> None:
+        self._period_s = period_s
+        self._next_s: float | None = None
+
+    def reset(self) -> None:
+        self._next_s = None
+
+    def update(self, sample: Sample) -> list[GaitEvent]:
+        if self._next_s is None:
+            self._next_s = sample.t_s + 0.5
+        if sample.t_s < self._next_s:
+            return []
+        self._next_s += self._period_s
+        return [GaitEvent(GaitEventKind.TOE_OFF, sample.t_s, sample.t_s)]
+
+
+def test_missed_heel_strike_closes_the_step_without_more_stimulation(tmp_path: Path) -> None:
+    protocol = load_protocol(GAIT)
+    rig = make_rig(tmp_path, protocol=protocol)
+    rig.session._detector = ToeOffsOnly(period_s=3.0)
+    summary = rig.session.run()
+    limit_s = protocol.stimulation.max_burst_s
+    bursts = bursts_of(rig)
+    assert len(bursts) >= 10
+    for start_s, end_s in bursts:
+        assert end_s - start_s <= limit_s + rig.clock.tick_s
+    assert summary.missed_heel_strikes == summary.steps == len(bursts)
+    outcomes = read_rows(Path(summary.record_path), "SELECT DISTINCT outcome FROM steps")
+    assert outcomes == [("missed_heel_strike",)]
+    assert not any(kind == "burst_limit" for (kind,) in read_rows(
+        Path(summary.record_path), "SELECT kind FROM notices")), \
+        "the machine closes the step before the supervisor has to cut it"
+
+
+def bursts_of(rig: SimulatedRig, channel: int = 1) -> list[tuple[float, float]]:
+    """(on, off) times of every burst the simulated device delivered."""
+    bursts: list[tuple[float, float]] = []
+    start: float | None = None
+    for d in rig.stimulator.model.delivered:
+        if d.channel != channel:
+            continue
+        if d.current_ma and start is None:
+            start = d.t_s
+        elif not d.current_ma and start is not None:
+            bursts.append((start, d.t_s))
+            start = None
+    return bursts
+
+
+# -- faults injected from the simulator ---------------------------------------------------
+
+def run_into_a_burst(rig: SimulatedRig) -> float:
+    """Step until the stimulator is delivering mid-step; return the time."""
+    rig.session.start()
+    while not (rig.stimulator.model.is_delivering and rig.session.supervisor.output_ma(1) > 20):
+        assert rig.session.step()
+    return rig.clock.now()
+
+
+Injector = Callable[[SimulatedRig, float], None]
+
+
+def motion(fault: MotionFault, duration_s: float = 0.4) -> Injector:
+    def inject(rig: SimulatedRig, at_s: float) -> None:
+        rig.motion.inject(fault, at_s + rig.clock.tick_s / 2, duration_s)
+    return inject
+
+
+def stimulator(misbehaviour: StimulatorMisbehaviour) -> Injector:
+    def inject(rig: SimulatedRig, at_s: float) -> None:
+        rig.stimulator.misbehaviour = misbehaviour
+    return inject
+
+
+def stall(rig: SimulatedRig, at_s: float) -> None:
+    rig.clock.stall(0.08)
+
+
+def emergency(rig: SimulatedRig, at_s: float) -> None:
+    rig.session.request_emergency_stop("test button")
+
+
+def bad_request(rig: SimulatedRig, at_s: float) -> None:
+    rig.session.supervisor.request(at_s, 1, 3.0)
+
+
+def healthy_stimulator(rig: SimulatedRig) -> None:
+    rig.stimulator.misbehaviour = StimulatorMisbehaviour.NONE
+
+
+FAULTS: dict[FaultKind, Injector] = {
+    FaultKind.SENSOR_SILENT: motion(MotionFault.SILENT),
+    FaultKind.SENSOR_FROZEN: motion(MotionFault.FROZEN, 0.8),
+    FaultKind.SENSOR_ERROR: motion(MotionFault.PORT_GONE, 0.05),
+    FaultKind.TIME_BACKWARDS: motion(MotionFault.TIME_BACKWARDS),
+    FaultKind.TIME_JUMP: motion(MotionFault.TIME_JUMP),
+    FaultKind.IMPLAUSIBLE_VALUE: motion(MotionFault.IMPLAUSIBLE, 0.02),
+    FaultKind.STIMULATOR_ERROR: stimulator(StimulatorMisbehaviour.ERROR_ANSWER),
+    FaultKind.LOOP_LATE: stall,
+    FaultKind.EMERGENCY_STOP: emergency,
+    FaultKind.LIMIT_REJECTED: bad_request,
+}
+
+
+@pytest.mark.parametrize("kind", list(FAULTS), ids=lambda k: k.value)
+def test_injected_fault_zeroes_output_within_a_tick_latches_is_recorded_and_needs_reset(
+        tmp_path: Path, kind: FaultKind) -> None:
+    rig = make_rig(tmp_path)
+    session, tick = rig.session, rig.clock.tick_s
+    FAULTS[kind](rig, run_into_a_burst(rig))
+    while not session.supervisor.latched:
+        assert session.step(), "session ended without the fault"
+    fault = session.supervisor.faults[0]
+    assert fault.kind is kind
+    assert session.supervisor.output_ma(1) == 0.0
+    if kind is not FaultKind.STIMULATOR_ERROR:
+        off = [d.t_s for d in rig.stimulator.model.delivered if d.current_ma == 0]
+        assert off and fault.t_s - tick <= off[-1] <= fault.t_s + tick
+    assert rig.stimulator.model.is_delivering is False
+
+    healthy_stimulator(rig)
+    for _ in range(round(1.5 / tick)):
+        session.step()
+        assert session.supervisor.output_ma(1) == 0.0, "latched until an explicit reset"
+    recorded = read_rows(Path(session.record.path), "SELECT kind, detail FROM faults")
+    assert (kind.value,) in [(k,) for k, _ in recorded]
+
+    assert session.reset_faults() == []
+    delivered_before = len(rig.stimulator.model.delivered)
+    for _ in range(round(3.0 / tick)):
+        session.step()
+    assert not session.supervisor.latched
+    restarted = rig.stimulator.model.delivered[delivered_before:]
+    assert any(d.current_ma for d in restarted), "stimulation resumes on later steps"
+    first_on = next(d for d in restarted if d.current_ma)
+    assert first_on.current_ma < 10, "restart ramps up from zero"
+
+
+def test_stimulator_that_stops_answering_is_stopped_by_its_own_watchdog(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path)
+    session = rig.session
+    run_into_a_burst(rig)
+    rig.stimulator.misbehaviour = StimulatorMisbehaviour.NO_ANSWER
+    while not session.supervisor.latched:
+        session.step()
+    assert session.supervisor.faults[0].kind is FaultKind.STIMULATOR_ERROR
+    assert session.supervisor.output_ma(1) == 0.0
+    latched_at = rig.clock.now()
+    while rig.clock.now() < latched_at + 1.2:
+        session.step()
+        rig.stimulator.tick()
+    assert rig.stimulator.model.is_delivering is False
+    assert rig.stimulator.model.delivered[-1].reason.startswith("device watchdog")
+    assert session.reset_faults(), "no reset while the stimulator does not answer"
+
+
+def test_patient_pause_and_stop(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path)
+    session = rig.session
+    run_into_a_burst(rig)
+    session.pause()
+    for _ in range(round(3.0 / rig.clock.tick_s)):
+        session.step()
+    assert session.supervisor.output_ma(1) == 0.0 or \
+        session.supervisor.output_ma(1) < session.supervisor.setting_ma(1)
+    assert rig.stimulator.model.is_delivering is False
+    session.resume()
+    for _ in range(round(3.0 / rig.clock.tick_s)):
+        session.step()
+    assert len(rig.session.machine.steps) > 3
+    session.request_stop("patient")
+    assert session.step() is False
+    summary = session.finish()
+    assert summary.status == "stopped"
+    assert rig.stimulator.model.is_delivering is False
