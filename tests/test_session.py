@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -46,7 +47,7 @@ def output_at(rig: SimulatedRig, channel: int = 1) -> Callable[[float], int]:
 def swings_and_stances(reference: list[ReferenceEvent]) -> tuple[list[float], list[float]]:
     """Mid-swing and mid-stance instants from the reference events, outside the turn."""
     swings, stances = [], []
-    for before, after in zip(reference, reference[1:], strict=False):
+    for before, after in itertools.pairwise(reference):
         middle = (before.t_s + after.t_s) / 2
         if TURN_S[0] <= middle <= TURN_S[1]:
             continue
