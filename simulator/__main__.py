@@ -119,8 +119,9 @@ class Simulator:
             while self.scheduled and self.scheduled[0][0] <= now:
                 self._command(heapq.heappop(self.scheduled)[1], now)
             self.rig.imu_port.write(self.rig.imu.due(now))
-            self.rig.stimulator_port.write(self.rig.stimulator.outgoing(now))
-            self._write_delivered()
+            answers = self.rig.stimulator.outgoing(now)
+            self._write_delivered()  # before the answers: an acknowledged change is logged
+            self.rig.stimulator_port.write(answers)
             for name, port in ports.items():
                 if not port.open and name in registered:
                     selector.unregister(registered.pop(name))

@@ -132,3 +132,4 @@ def test_packets_are_found_between_garbage_and_garbage_is_counted(
     assert decoder.feed(stream) == [packet for packet, _ in sent]
     assert decoder.garbage_bytes == sum(len(noise) for _, noise in sent)
     assert decoder.garbage_run_bytes == 0
+    assert decoder.longest_garbage_run_bytes == max(len(noise) for _, noise in sent)

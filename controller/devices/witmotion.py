@@ -154,6 +154,8 @@ class Decoder:
         self.garbage_bytes = 0
         self.garbage_run_bytes = 0
         """Bytes dropped since the last good packet: a long run means the line is broken."""
+        self.longest_garbage_run_bytes = 0
+        """The longest run of dropped bytes so far, also one that a good packet has ended."""
         self.skipped_packets = 0
         """Good packets of types we do not use (magnetometer, time, ...)."""
 
@@ -189,6 +191,8 @@ class Decoder:
         del self._buffer[:count]
         self.garbage_bytes += count
         self.garbage_run_bytes += count
+        self.longest_garbage_run_bytes = max(self.longest_garbage_run_bytes,
+                                             self.garbage_run_bytes)
 
 
 class ConfigDecoder:

@@ -156,10 +156,10 @@ class WitMotionImu:
     def _take(self, data: bytes, arrived_s: float) -> None:
         groups = [group for packet in self.decoder.feed(data)
                   if (group := self._assembler.add(packet)) is not None]
-        if self.decoder.garbage_run_bytes > self.max_garbage_run_bytes:
+        if self.decoder.longest_garbage_run_bytes > self.max_garbage_run_bytes:
             self._fail(SensorError(
-                f"{self.decoder.garbage_run_bytes} bytes from the IMU on {self.port_name} "
-                "in a row were not valid packets"))
+                f"{self.decoder.longest_garbage_run_bytes} bytes from the IMU on "
+                f"{self.port_name} in a row were not valid packets"))
             return
         samples = []
         for back, (acc_g, gyro_dps, angle_deg) in zip(
