@@ -132,7 +132,7 @@ class RehaStimDevice:
                 self._answer(sm.UnknownCommandAck(), now_s)
 
     def _start(self, pulses: tuple[sm.ChannelPulse, ...], now_s: float) -> int:
-        if len(pulses) != len(self.model.channels):
+        if len(pulses) != len(self.model.channels) and self.model.mode is not DeviceMode.IDLE:
             self.model.heard(now_s)
             return RESULT_PARAMETER_ERROR
         settings = {channel: (pulse.current_ma, pulse.pulse_width_us)

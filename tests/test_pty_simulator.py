@@ -1,0 +1,151 @@
+"""``fes-sim`` as a device: its handshake, refusals and watchdog, and a controller process
+that dies mid-burst."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import serial
+
+from controller.devices import sciencemode as sm
+from tests.sim_process import SimProcess, running_simulator, wait_for
+
+WATCHDOG_S = 0.5
+CONTROLLER = """
+import sys, time
+from controller.devices.base import ChannelSetup
+from controller.devices.rehastim2 import RehaStim2
+stimulator = RehaStim2(sys.argv[1])
+stimulator.connect()
+stimulator.configure([ChannelSetup(1, 300)], 30.0)
+stimulator.update({1: 24.0})
+print("on", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[SimProcess]:
+    with running_simulator(tmp_path, "--init-interval", "0.05",
+                           "--watchdog", str(WATCHDOG_S)) as process:
+        yield process
+
+
+@pytest.fixture
+def raw(sim: SimProcess) -> Iterator[serial.Serial]:
+    port = serial.Serial(sim.stimulator, 460800, parity=serial.PARITY_EVEN, timeout=0.05)
+    try:
+        yield port
+    finally:
+        port.close()
+
+
+def next_message(port: serial.Serial, decoder: sm.Decoder,
+                 wanted: type | tuple[type, ...]) -> sm.Packet:
+    def arrived() -> sm.Packet | None:
+        for packet in decoder.feed(port.read(64)):
+            if isinstance(packet.message, wanted):
+                return packet
+        return None
+
+    return wait_for(arrived)
+
+
+def connected(port: serial.Serial) -> sm.Decoder:
+    decoder = sm.Decoder()
+    init = next_message(port, decoder, sm.Init)
+    port.write(sm.encode(sm.InitAck(), init.number))
+    return decoder
+
+
+def ask(port: serial.Serial, decoder: sm.Decoder, message: sm.Message) -> sm.Message:
+    port.write(sm.encode(message, 1))
+    return next_message(port, decoder, (sm.Ack, sm.UnknownCommandAck)).message
+
+
+@pytest.fixture
+def controller(sim: SimProcess) -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen([sys.executable, "-c", CONTROLLER, sim.stimulator],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "on\n"
+        wait_for(lambda: sim.output_ma(1) == 24)
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def test_the_device_announces_itself_until_answered(raw: serial.Serial) -> None:
+    decoder = sm.Decoder()
+    first = next_message(raw, decoder, sm.Init)
+    second = next_message(raw, decoder, sm.Init)
+    assert second.number != first.number
+    assert first.message == sm.Init(sm.PROTOCOL_VERSION)
+
+
+def test_commands_before_the_handshake_are_ignored(raw: serial.Serial) -> None:
+    decoder = sm.Decoder()
+    raw.write(sm.encode(sm.StopChannelListMode()))
+    next_message(raw, decoder, sm.Init)
+    connected(raw)
+    assert ask(raw, decoder, sm.StopChannelListMode()) == sm.Ack(
+        sm.Command.STOP_CHANNEL_LIST_MODE_ACK)
+
+
+@pytest.mark.parametrize(("message", "result"), [
+    (sm.StartChannelListMode((sm.ChannelPulse(200, 10),)), sm.Result.WRONG_MODE),
+    (sm.InitChannelListMode((1,), main_interval_ms=2.0), sm.Result.PARAMETER_ERROR),
+])
+def test_the_device_refuses_what_it_cannot_do(raw: serial.Serial, message: sm.Message,
+                                              result: sm.Result) -> None:
+    decoder = connected(raw)
+    answer = ask(raw, decoder, message)
+    assert isinstance(answer, sm.Ack) and answer.result == result
+
+
+def test_too_much_current_is_refused(raw: serial.Serial, sim: SimProcess) -> None:
+    decoder = connected(raw)
+    ask(raw, decoder, sm.InitChannelListMode((1,), main_interval_ms=25.0))
+    answer = ask(raw, decoder, sm.StartChannelListMode((sm.ChannelPulse(200, 130),)))
+    assert answer == sm.Ack(sm.Command.START_CHANNEL_LIST_MODE_ACK, sm.Result.PARAMETER_ERROR)
+    assert sim.output_ma(1) == 0
+
+
+def test_an_unknown_command_gets_unknown_command(raw: serial.Serial) -> None:
+    decoder = connected(raw)
+    assert ask(raw, decoder, sm.UnknownMessage(77, b"")) == sm.UnknownCommandAck()
+
+
+def test_a_bad_control_command_is_reported_not_fatal(sim: SimProcess) -> None:
+    assert sim.process.stdin is not None
+    sim.process.stdin.write("imu explode\n")
+    sim.process.stdin.flush()
+    assert "error" in sim.next_line()
+    sim.command("imu ok")
+
+
+def test_sigkill_mid_burst_leaves_the_stimulator_off_within_its_watchdog(
+        controller: subprocess.Popen[str], sim: SimProcess) -> None:
+    controller.kill()
+    controller.wait()
+    off = wait_for(lambda: [e for e in sim.delivered() if e["current_ma"] == 0],
+                   timeout_s=3 * WATCHDOG_S)
+    assert off[-1]["reason"] == "device watchdog: controller silent"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_the_controller_sends_stop(controller: subprocess.Popen[str],
+                                               sim: SimProcess, signum: int) -> None:
+    controller.send_signal(signum)
+    assert controller.wait(timeout=5.0) != 0
+    off = wait_for(lambda: [e for e in sim.delivered() if e["current_ma"] == 0])
+    assert off[-1]["reason"] == "stop command"
