@@ -136,7 +136,7 @@ class RehaStimDevice:
             self.model.heard(now_s)
             return RESULT_PARAMETER_ERROR
         settings = {channel: (pulse.current_ma, pulse.pulse_width_us)
-                    for channel, pulse in zip(self.model.channels, pulses, strict=True)}
+                    for channel, pulse in zip(self.model.channels, pulses, strict=False)}
         return self.model.start_or_update(settings, now_s)
 
     def _single_pulse(self, channel: int, pulse_width_us: int, current_ma: int,
