@@ -12,7 +12,12 @@ from pathlib import Path
 import pytest
 import serial
 
+from controller.clock import VirtualClock
 from controller.devices import sciencemode as sm
+from controller.devices.probe import list_devices
+from controller.devices.rehastim2 import RehaStim2
+from controller.devices.urls import DeviceUrlError, open_motion_sensor, open_stimulator
+from controller.devices.witmotion_imu import WitMotionImu
 from tests.sim_process import SimProcess, running_simulator, wait_for
 
 WATCHDOG_S = 0.5
@@ -149,3 +154,26 @@ def test_a_signal_to_the_controller_sends_stop(controller: subprocess.Popen[str]
     assert controller.wait(timeout=5.0) != 0
     off = wait_for(lambda: [e for e in sim.delivered() if e["current_ma"] == 0])
     assert off[-1]["reason"] == "stop command"
+
+
+def test_probe_tells_the_stimulator_from_the_imu(sim: SimProcess) -> None:
+    found = list_devices([sim.stimulator, sim.imu])
+    assert [device.kind for device in found] == ["rehastim2", "witmotion"]
+
+
+def test_device_urls_open_the_serial_drivers(sim: SimProcess) -> None:
+    clock = VirtualClock(0.01)
+    stimulator = open_stimulator(f"serial://{sim.stimulator}?baud=460800", clock)
+    sensor = open_motion_sensor(f"serial://{sim.imu}", clock)
+    try:
+        assert isinstance(stimulator, RehaStim2) and isinstance(sensor, WitMotionImu)
+        stimulator.connect()
+        wait_for(sensor.read)
+    finally:
+        stimulator.close()
+        sensor.close()
+
+
+def test_unknown_device_urls_say_what_would_work() -> None:
+    with pytest.raises(DeviceUrlError, match="serial://PORT"):
+        open_stimulator("usb://0", VirtualClock(0.01))
