@@ -86,7 +86,26 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=_protocol_check)
     listing = protocol_commands.add_parser("list", help="list the bundled protocols")
     listing.set_defaults(handler=_protocol_list)
+
+    devices = commands.add_parser("devices", help="list serial ports and probe what answers")
+    devices.add_argument("ports", nargs="*",
+                         help="ports to probe (default: every serial port the system lists)")
+    devices.set_defaults(handler=_devices)
     return parser
+
+
+# -- fes devices -------------------------------------------------------------------------
+
+def _devices(args: argparse.Namespace) -> int:
+    from controller.devices.probe import list_devices
+
+    found = list_devices(args.ports or None)
+    if not found:
+        console.print("no serial ports found")
+    for device in found:
+        console.print(f"{device.port}\t{device.kind}\t{device.detail}\t{device.description}",
+                      highlight=False)
+    return EXIT_OK
 
 
 # -- fes protocol ------------------------------------------------------------------------
