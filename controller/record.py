@@ -1,16 +1,21 @@
 """The session record: one SQLite file (WAL) holding everything a session saw and did.
 
-Rows are buffered and committed every ``flush_interval_s`` of session time, and at once
-for faults, so a killed process loses at most the last fraction of a second, never the
-session. WAL mode lets a reader (the GUI, ``fes report``) follow a running session.
+Rows are buffered and committed every ``flush_interval_s`` of wall time, and at once for
+faults, so a killed process loses at most the last fraction of a second, never the
+session. (Wall time, not session time, because what a kill can lose is wall time; a
+replay running 1000x faster than real time then commits rarely, as it should.) WAL mode lets a reader (the GUI, ``fes report``) follow a running session.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import queue
 import sqlite3
-from contextlib import closing
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -105,8 +110,20 @@ def connect(path: Path) -> sqlite3.Connection:
     return db
 
 
+class RecordError(RuntimeError):
+    """The record could not be written (disk full, file removed)."""
+
+
+Job = Callable[[sqlite3.Connection], object]
+
+
 class SessionRecord:
-    """Writes one session as it runs; implements the supervisor's SafetyLog."""
+    """Writes one session as it runs; implements the supervisor's SafetyLog.
+
+    The control loop only appends rows to lists; a writer thread commits them, so a slow
+    disk can never make the loop late. A write error is raised in the control loop at its
+    next flush, where the session turns it into a safe stop.
+    """
 
     def __init__(self, path: Path, *, protocol_name: str, protocol_toml: str, sensor: str,
                  stimulator: str, patient: str | None = None,
@@ -115,8 +132,8 @@ class SessionRecord:
         self._db = connect(path)
         self._flush_interval_s = flush_interval_s
         self._pending: dict[str, list[tuple[Any, ...]]] = {table: [] for table in _TABLES}
-        self._last_flush_s: float | None = None
-        with self._transaction():
+        self._last_flush_s = time.monotonic()
+        with _transaction(self._db):
             protocol_id = self._protocol_id(protocol_name, protocol_toml)
             patient_id = self._patient_id(patient) if patient else None
             cursor = self._db.execute(
@@ -125,6 +142,11 @@ class SessionRecord:
                 (patient_id, protocol_id, _now_iso(), sensor, stimulator))
         assert cursor.lastrowid is not None
         self.session_id: int = cursor.lastrowid
+        self._jobs: queue.Queue[Job | None] = queue.Queue()
+        self._error: BaseException | None = None
+        self._writer = threading.Thread(target=self._write_loop, name="session-record",
+                                        daemon=True)
+        self._writer.start()
 
     # -- what the session writes -----------------------------------------------------
 
@@ -159,43 +181,53 @@ class SessionRecord:
         self._pending["notices"].append((self.session_id, t_s, kind, detail))
 
     def note(self, text: str, t_s: float | None = None) -> None:
+        row = (self.session_id, t_s, _now_iso(), text)
         self.flush()
-        with self._transaction():
-            self._db.execute("INSERT INTO notes VALUES (?,?,?,?)",
-                             (self.session_id, t_s, _now_iso(), text))
+        self._submit(lambda db: db.execute("INSERT INTO notes VALUES (?,?,?,?)", row))
 
-    def tick(self, now_s: float) -> None:
-        """Commit what is buffered once enough session time has passed."""
-        if self._last_flush_s is None:
-            self._last_flush_s = now_s
-        elif now_s - self._last_flush_s >= self._flush_interval_s:
+    def tick(self) -> None:
+        """Hand the buffered rows to the writer once enough wall time has passed."""
+        if time.monotonic() - self._last_flush_s >= self._flush_interval_s:
             self.flush()
-            self._last_flush_s = now_s
 
     def flush(self) -> None:
-        if not any(self._pending.values()):
-            return
-        with self._transaction():
-            for table, rows in self._pending.items():
-                if rows:
-                    self._db.executemany(_INSERTS[table], rows)
-                    rows.clear()
+        """Hand everything buffered to the writer now (it never waits for the disk)."""
+        self._last_flush_s = time.monotonic()
+        batch = {table: rows for table, rows in self._pending.items() if rows}
+        if batch:
+            self._pending = {table: [] for table in _TABLES}
+            self._submit(lambda db: _insert(db, batch))
 
     def finish(self, status: str, summary: dict[str, Any]) -> None:
+        """Write the outcome, wait for every row to reach the disk, and close the file."""
+        row = (_now_iso(), status, json.dumps(summary), self.session_id)
         self.flush()
-        with self._transaction():
-            self._db.execute(
-                "UPDATE sessions SET ended_at=?, status=?, summary=? WHERE id=?",
-                (_now_iso(), status, json.dumps(summary), self.session_id))
-
-    def close(self) -> None:
-        self.flush()
+        self._submit(lambda db: db.execute(
+            "UPDATE sessions SET ended_at=?, status=?, summary=? WHERE id=?", row))
+        self._jobs.put(None)
+        self._writer.join()
         self._db.close()
+        self._raise_writer_error()
 
     # -- internals -------------------------------------------------------------------
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+    def _submit(self, job: Job) -> None:
+        self._raise_writer_error()
+        self._jobs.put(job)
+
+    def _raise_writer_error(self) -> None:
+        if self._error is not None:
+            raise RecordError(f"{self.path}: session record not written: {self._error}")
+
+    def _write_loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            if self._error is not None:
+                continue
+            try:
+                with _transaction(self._db):
+                    job(self._db)
+            except sqlite3.Error as exc:
+                self._error = exc
 
     def _protocol_id(self, name: str, toml_text: str) -> int:
         digest = hashlib.sha256(toml_text.encode()).hexdigest()
@@ -212,17 +244,21 @@ class SessionRecord:
         return int(row[0])
 
 
-class _Transaction:
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
     """BEGIN/COMMIT around a block, ROLLBACK on error (the connection is in autocommit)."""
+    db.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
 
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN")
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+def _insert(db: sqlite3.Connection, batch: dict[str, list[tuple[Any, ...]]]) -> None:
+    for table, rows in batch.items():
+        db.executemany(_INSERTS[table], rows)
 
 
 def read_rows(path: Path, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

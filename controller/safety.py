@@ -197,6 +197,8 @@ class SafetySupervisor:
         self._log = log
         self._channels = {ch.channel: _ChannelState(ch, ch.amplitude_start_ma)
                           for ch in config.channels}
+        self._acc_limit_mps2 = limits.acc_full_scale_mps2 * limits.full_scale_allowance
+        self._gyro_limit_dps = limits.gyro_full_scale_dps * limits.full_scale_allowance
         self._faults: list[Fault] = []
         self.fault_history: list[Fault] = []
         """Every fault this session latched, cleared or not."""
@@ -298,12 +300,12 @@ class SafetySupervisor:
                 self.fault(FaultKind.TIME_JUMP, now_s,
                            f"sample time jumped {t - watch.last_t_s:.3f} s")
                 ok = False
-        acc_max = max(abs(a) for a in sample.acc_mps2)
-        gyro_max = max(abs(g) for g in sample.gyro_dps)
-        allowance = self._limits.full_scale_allowance
-        if not (all(math.isfinite(v) for v in values)
-                and acc_max <= self._limits.acc_full_scale_mps2 * allowance
-                and gyro_max <= self._limits.gyro_full_scale_dps * allowance):
+        ax, ay, az = sample.acc_mps2
+        gx, gy, gz = sample.gyro_dps
+        acc_max = max(abs(ax), abs(ay), abs(az))
+        gyro_max = max(abs(gx), abs(gy), abs(gz))
+        if not (acc_max <= self._acc_limit_mps2 and gyro_max <= self._gyro_limit_dps
+                and math.isfinite(ax + ay + az + gx + gy + gz)):
             self.fault(FaultKind.IMPLAUSIBLE_VALUE, now_s,
                        f"max |acc| {acc_max:.1f} m/s², max |gyro| {gyro_max:.1f} °/s beyond "
                        "the sensor's full scale")
@@ -323,23 +325,25 @@ class SafetySupervisor:
         self.fault(FaultKind.EMERGENCY_STOP, now_s, source)
 
     def fault(self, kind: FaultKind, now_s: float, detail: str) -> None:
-        """Latch a fault: every channel to zero now, stimulator told to stop, logged."""
+        """Latch a fault: every channel to zero and the stimulator told to stop, then logged."""
         if any(f.kind is kind for f in self._faults):
             return
         fault = Fault(kind, now_s, detail)
         self._faults.append(fault)
         self.fault_history.append(fault)
-        self._log.fault(fault)
         for state in self._channels.values():
             self._end_burst(state, now_s)
             state.target_ma = state.output_ma = 0.0
         self._stimulator_configured = False
+        stop_error: DeviceError | None = None
         try:
             self._stimulator.stop()
         except DeviceError as exc:
             self._stimulator_connected = False
-            if kind is not FaultKind.STIMULATOR_ERROR:
-                self.fault(FaultKind.STIMULATOR_ERROR, now_s, f"stop failed: {exc}")
+            stop_error = exc
+        self._log.fault(fault)
+        if stop_error is not None and kind is not FaultKind.STIMULATOR_ERROR:
+            self.fault(FaultKind.STIMULATOR_ERROR, now_s, f"stop failed: {stop_error}")
 
     def reset(self, now_s: float) -> list[str]:
         """Clear latched faults if every cause is gone; return the causes still present.

@@ -92,6 +92,7 @@ class GaitSession:
         self._steps_recorded = 0
         self._charge_at_step_start = 0.0
         self._stimulated_steps = 0
+        self._requested_on = False
         self.status = SessionStatus.RUNNING
 
     # -- commands from outside the loop (any thread) -----------------------------------
@@ -158,7 +159,7 @@ class GaitSession:
         self._request_output(now)
         self.supervisor.tick(now)
         self._record_steps()
-        self.record.tick(now)
+        self.record.tick()
         assert self._start_s is not None
         if self.status is SessionStatus.RUNNING and now - self._start_s >= self._duration_s:
             self.status = SessionStatus.COMPLETED
@@ -179,7 +180,7 @@ class GaitSession:
         return summary
 
     def finish(self) -> SessionSummary:
-        """Output off, stimulator closed, record completed; safe to call more than once."""
+        """Output off and stimulator closed first, then the record completed and closed."""
         if self.status is SessionStatus.RUNNING:
             self.status = SessionStatus.STOPPED
         self.supervisor.shutdown(self._now_s)
@@ -234,20 +235,22 @@ class GaitSession:
             self._note_phase(event.detected_at_s)
 
     def _note_phase(self, t_s: float) -> None:
-        phase = self.machine.phase
-        if phase is self._phase:
+        if self.machine.state == self._phase.value:
             return
+        phase = self.machine.phase
         if self._phase is GaitPhase.STANCE:
             self._charge_at_step_start = self._total_charge()
         self._phase = phase
         self.record.phase(t_s, phase.value)
 
     def _request_output(self, now: float) -> None:
-        if self.machine.phase is GaitPhase.STANCE:
+        if self.machine.state == GaitPhase.STANCE.value:
             self._armed = True
         on = self.machine.wants_stimulation and self._armed and not self._paused
-        for channel in self.supervisor.channels:
-            self.supervisor.request(now, channel, 1.0 if on else 0.0)
+        if on is not self._requested_on or self.supervisor.latched:
+            for channel in self.supervisor.channels:
+                self.supervisor.request(now, channel, 1.0 if on else 0.0)
+            self._requested_on = on
 
     def _record_steps(self) -> None:
         for step in self.machine.steps[self._steps_recorded:]:
