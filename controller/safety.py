@@ -383,6 +383,13 @@ class SafetySupervisor:
                        f"no sample for {1000 * (now_s - heard):.0f} ms")
         if self._faults:
             return
+        if self._stimulator_configured:
+            try:
+                self._stimulator.check()
+            except DeviceError as exc:
+                self._stimulator_connected = False
+                self.fault(FaultKind.STIMULATOR_ERROR, now_s, str(exc))
+                return
         dt = max(0.0, now_s - last) if last is not None else 0.0
         changed = False
         for state in self._channels.values():

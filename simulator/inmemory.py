@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 from controller.devices.base import ChannelSetup, StimulatorError
-from simulator.rehastim_model import CURRENT_STEP_MA, RESULT_OK, RehaStimModel
+from controller.devices.sciencemode import current_code_ma
+from simulator.rehastim_model import RESULT_OK, RehaStimModel
 
 
 class StimulatorMisbehaviour(str, Enum):
@@ -26,11 +27,6 @@ class ReceivedCommand:
     t_s: float
     name: str
     amplitudes_ma: tuple[tuple[int, int], ...] = ()
-
-
-def device_current_ma(amplitude_ma: float) -> int:
-    """Round down to the device's 2 mA step, so quantising never raises the charge."""
-    return int(amplitude_ma // CURRENT_STEP_MA) * CURRENT_STEP_MA
 
 
 class InMemoryStimulator:
@@ -58,7 +54,7 @@ class InMemoryStimulator:
         if unknown:
             raise StimulatorError(f"channels {sorted(unknown)} were not configured")
         settings = {
-            channel: (device_current_ma(amplitudes_ma.get(channel, 0.0)), width)
+            channel: (current_code_ma(amplitudes_ma.get(channel, 0.0)), width)
             for channel, width in self._pulse_widths_us.items()
         }
         now = self._clock()
@@ -72,6 +68,10 @@ class InMemoryStimulator:
         if self.misbehaviour is StimulatorMisbehaviour.NO_ANSWER:
             raise StimulatorError("stimulator did not acknowledge stop within 100 ms")
         self.model.stop(now)
+
+    def check(self) -> None:
+        """A twin told to misbehave reports it here as the serial driver would."""
+        self._answer("the last command", RESULT_OK)
 
     def close(self) -> None:
         self.stop()

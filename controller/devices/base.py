@@ -43,6 +43,11 @@ class Stimulator(Protocol):
     def update(self, amplitudes_ma: Mapping[int, float]) -> None:
         """Set every configured channel's amplitude; a channel missing from the map is 0 mA."""
 
+    def check(self) -> None:
+        """Raise the first trouble seen since the last call (an unanswered or refused
+        command, a lost link). Called every control tick, so a device that answers late
+        is caught even when no command is being sent."""
+
     def stop(self) -> None:
         """Stop all output now. Must be safe to call at any time, repeatedly."""
 
