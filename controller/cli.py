@@ -18,7 +18,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from controller.clock import MonotonicClock
+from controller.detect.calibration import CalibrationError, calibrate
+from controller.detect.calibration_file import CalibrationFileError, save_calibration
+from controller.devices.base import DeviceError
 from controller.devices.recording import RecordingFormatError
+from controller.devices.urls import DeviceUrlError, open_motion_sensor
 from controller.record import default_db_path
 from controller.session import GaitSession, SessionStatusLine, SessionSummary
 from controller.simulate import (
@@ -27,6 +32,7 @@ from controller.simulate import (
     parse_injection,
     recorded_walk,
 )
+from controller.types import Sample
 from protocols import Protocol, ProtocolError, load_protocol
 from protocols.loader import LIBRARY, library_protocols
 
@@ -48,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.handler(args)
-    except (InputError, ProtocolError, RecordingFormatError) as exc:
+    except (InputError, ProtocolError, RecordingFormatError, CalibrationFileError) as exc:
         errors.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_BAD_INPUT
     return code
@@ -87,11 +93,67 @@ def _parser() -> argparse.ArgumentParser:
     listing = protocol_commands.add_parser("list", help="list the bundled protocols")
     listing.set_defaults(handler=_protocol_list)
 
+    calibrate = commands.add_parser(
+        "calibrate", help="calibrate the gait detector from a short walk")
+    source = calibrate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", type=Path, help="a recorded walk, *_foot_imu.csv")
+    source.add_argument("--imu", metavar="URL",
+                        help="record the walk live from a sensor, e.g. serial:///dev/ttyUSB0")
+    calibrate.add_argument("--foot", choices=("left", "right"), default="left",
+                           help="which foot of the recording (default: left)")
+    calibrate.add_argument("--seconds", type=float, default=20.0,
+                           help="how long to record from --imu (default: 20)")
+    calibrate.add_argument("--out", type=Path, required=True, help="calibration TOML to write")
+    calibrate.set_defaults(handler=_calibrate)
+
     devices = commands.add_parser("devices", help="list serial ports and probe what answers")
     devices.add_argument("ports", nargs="*",
                          help="ports to probe (default: every serial port the system lists)")
     devices.set_defaults(handler=_devices)
     return parser
+
+
+# -- fes calibrate -----------------------------------------------------------------------
+
+def _calibrate(args: argparse.Namespace) -> int:
+    if args.data is not None:
+        if not args.data.exists():
+            raise InputError(f"{args.data}: no such recording")
+        samples = recorded_walk(args.data, args.foot)
+        source = f"{args.data.name}#{args.foot}"
+    else:
+        samples = _record_live(args.imu, args.seconds)
+        source = args.imu
+    try:
+        calibration = calibrate(samples)
+    except CalibrationError as exc:
+        raise InputError(f"{source}: {exc}") from None
+    save_calibration(args.out, calibration, source)
+    axis = ", ".join(f"{c:+.2f}" for c in calibration.axis)
+    console.print(f"[green]calibrated[/] from {source}: sagittal axis ({axis}), swing peak "
+                  f"{calibration.swing_peak_dps:.0f} °/s, stride {calibration.stride_s:.2f} s "
+                  f"-> {args.out}", highlight=False)
+    return EXIT_OK
+
+
+def _record_live(url: str, seconds: float) -> list[Sample]:
+    """Collect samples from a live sensor while the patient walks."""
+    clock = MonotonicClock(0.01)
+    try:
+        sensor = open_motion_sensor(url, clock)
+    except (DeviceUrlError, DeviceError) as exc:
+        raise InputError(str(exc)) from None
+    samples: list[Sample] = []
+    end_s = clock.now() + seconds
+    console.print(f"recording {seconds:g} s from {url}: walk now", highlight=False)
+    try:
+        while clock.next_tick() < end_s:
+            samples.extend(sensor.read())
+    except DeviceError as exc:
+        raise InputError(f"{url}: {exc}") from None
+    finally:
+        sensor.close()
+    return samples
 
 
 # -- fes devices -------------------------------------------------------------------------
