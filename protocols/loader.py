@@ -8,6 +8,7 @@ in one message.
 from __future__ import annotations
 
 import re
+import typing
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -87,24 +88,12 @@ def _allowed_range(loc: tuple[Any, ...]) -> str:
     info = _field_info(loc)
     if info is None:
         return ""
-    low = high = None
-    low_sign = high_sign = ""
+    bounds: list[str] = []
     for item in info.metadata:
-        if isinstance(item, annotated_types.Ge):
-            low, low_sign = item.ge, ">="
-        elif isinstance(item, annotated_types.Gt):
-            low, low_sign = item.gt, ">"
-        elif isinstance(item, annotated_types.Le):
-            high, high_sign = item.le, "<="
-        elif isinstance(item, annotated_types.Lt):
-            high, high_sign = item.lt, "<"
-    if low is not None and high is not None:
-        return f"{low_sign} {low} and {high_sign} {high}"
-    if low is not None:
-        return f"{low_sign} {low}"
-    if high is not None:
-        return f"{high_sign} {high}"
-    return ""
+        for kind, sign in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
+            if isinstance(item, getattr(annotated_types, kind.capitalize())):
+                bounds.append(f"{sign} {getattr(item, kind)}")
+    return " and ".join(bounds)
 
 
 def _field_info(loc: tuple[Any, ...]) -> FieldInfo | None:
@@ -127,11 +116,16 @@ def _field_info(loc: tuple[Any, ...]) -> FieldInfo | None:
 
 def _models_of(annotation: Any) -> dict[str, type[BaseModel]]:
     """The model(s) a field holds: one under '', or a tagged union's members by tag."""
-    members = [c for c in getattr(annotation, "__args__", ()) or (annotation,)
+    members = [c for c in typing.get_args(annotation) or (annotation,)
                if isinstance(c, type) and issubclass(c, BaseModel)]
     if len(members) == 1:
         return {"": members[0]}
-    return {m.model_fields["kind"].annotation.__args__[0]: m for m in members}
+    return {_literal_tag(m): m for m in members}
+
+
+def _literal_tag(model: type[BaseModel]) -> str:
+    """The value of a tagged union member's ``kind: Literal[...]`` field."""
+    return str(typing.get_args(model.model_fields["kind"].annotation)[0])
 
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.]+)\s*\]\]?")

@@ -22,7 +22,7 @@ from simulator.rehastim_model import RehaStimModel
 from tests.sim_process import SimProcess, running_simulator, wait_for
 
 psm = pytest.importorskip(
-    "pysciencemode", reason="pysciencemode is not installed (pip install '.[interop]')")
+    "pysciencemode", reason="pysciencemode is not installed (it is in the test extra: pip install -e '.[test]')")
 psm_utils = pytest.importorskip("pysciencemode.utils")
 psm_core = pytest.importorskip("pysciencemode.sciencemode")
 

@@ -70,6 +70,10 @@ BAD = {
     "window_inverted": (lambda t: edit(t, "amplitude_min_ma = 10.0", "amplitude_min_ma = 30.0"),
                         ["channels[0]", "amplitude_min_ma <= amplitude_start_ma"]),
     "not_toml": (lambda t: t + "\n[stimulation\n", ["not valid TOML"]),
+    "tilt_out_of_range": (lambda t: edit(edit(t, 'kind = "gyro"\nstart_on = "heel_off"',
+                                              'kind = "tilt"\ntilt_heel_off_deg = 80.0'),
+                                         "[safety]", "[safety]"),
+                          ["trigger.tilt_heel_off_deg", "> 0 and <= 60", "80"]),
     "bad_trigger": (lambda t: edit(t, 'kind = "gyro"', 'kind = "footswitch"'),
                     ["trigger", "footswitch"]),
 }

@@ -52,7 +52,7 @@ class Recording:
         acc = self.acc_mps2.tolist()
         gyro = self.gyro_dps.tolist()
         return [
-            Sample(t, tuple(a), tuple(g))  # type: ignore[arg-type]
+            Sample(t, (a[0], a[1], a[2]), (g[0], g[1], g[2]))
             for t, a, g in zip(self.t_s.tolist(), acc, gyro, strict=True)
         ]
 

@@ -1,0 +1,90 @@
+"""The `fes` command as a newcomer runs it: real subprocesses, real files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from controller.detect.calibration_file import load_calibration
+from controller.record import read_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+WALK = ROOT / "simulator" / "data" / "walk1_2x20m_foot_imu.csv"
+FES = [sys.executable, "-m", "controller.cli"]
+
+
+def fes(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, COLUMNS="200")
+    return subprocess.run([*FES, *args], check=False, capture_output=True, text=True,
+                          timeout=timeout_s, env=env)
+
+
+def test_simulate_runs_the_bundled_session_and_prints_a_summary(tmp_path: Path) -> None:
+    db = tmp_path / "record.sqlite"
+    result = fes("simulate", "--duration", "15", "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    for line in ("session summary", "stimulated steps", "missed heel strikes", "charge ch1",
+                 "faults", str(db)):
+        assert line in result.stdout
+    status, = read_rows(db, "SELECT status FROM sessions")[0]
+    assert status == "completed"
+    assert read_rows(db, "SELECT count(*) FROM samples")[0][0] > 2900
+
+
+def test_simulate_with_an_injected_fault_reports_it_and_exits_1(tmp_path: Path) -> None:
+    db = tmp_path / "record.sqlite"
+    result = fes("simulate", "--duration", "12", "--inject", "frozen@6", "--db", str(db))
+    assert result.returncode == 1
+    assert "sensor_frozen" in result.stdout
+    assert read_rows(db, "SELECT kind FROM faults") == [("sensor_frozen",)]
+
+
+@pytest.mark.parametrize("args", [
+    ["simulate", "--data", "nowhere_foot_imu.csv"],
+    ["simulate", "--inject", "meteor@3"],
+    ["calibrate", "--data", "nowhere.csv", "--out", "x.toml"],
+])
+def test_bad_input_exits_2_with_a_message_not_a_traceback(args: list[str],
+                                                          tmp_path: Path) -> None:
+    result = fes(*args, "--db", str(tmp_path / "r.sqlite")) if args[0] == "simulate" else \
+        fes(*args)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error:")
+    assert "Traceback" not in result.stderr
+
+
+def test_ctrl_c_is_an_emergency_stop_and_the_record_says_so(tmp_path: Path) -> None:
+    db = tmp_path / "record.sqlite"
+    process = subprocess.Popen([*FES, "simulate", "--realtime", "--db", str(db)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (db.exists() and read_rows(db, "SELECT count(*) FROM samples")[0][0] > 200):
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "the session never started recording"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 1
+    finally:
+        process.kill()
+        process.wait()
+    assert read_rows(db, "SELECT status FROM sessions") == [("emergency_stop",)]
+    assert read_rows(db, "SELECT kind, detail FROM faults") == [("emergency_stop", "SIGINT")]
+    fault_s = read_rows(db, "SELECT t_s FROM faults")[0][0]
+    assert read_rows(db, "SELECT count(*) FROM commands WHERE t_s > ? AND amplitude_ma > 0",
+                     (fault_s,)) == [(0,)]
+
+
+def test_calibrate_writes_a_calibration_the_detector_can_load(tmp_path: Path) -> None:
+    out = tmp_path / "calibration.toml"
+    result = fes("calibrate", "--data", str(WALK), "--foot", "right", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    calibration = load_calibration(out)
+    assert abs(calibration.axis[1]) > 0.85, "walk 1's sagittal axis is near the sensor's y"
+    assert 0.8 < calibration.stride_s < 1.5
