@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controller.clock import VirtualClock
-from controller.detect.factory import make_detector
 from controller.devices.recording import load_recording
-from controller.record import SessionRecord
+from controller.run import supervised_session
 from controller.session import GaitSession
 from controller.types import Sample
-from protocols import Protocol, dump_protocol
+from protocols import Protocol
 from simulator.inmemory import InMemoryStimulator
 from simulator.motion import MotionFault, SimulatedMotion
 
@@ -56,9 +55,7 @@ def build_simulated_session(protocol: Protocol, samples: list[Sample], db_path: 
     clock = VirtualClock(1.0 / rate_hz, start_s=samples[0].t_s, realtime=realtime)
     motion = SimulatedMotion(samples, clock)
     stimulator = InMemoryStimulator(clock.now)
-    record = SessionRecord(db_path, protocol_name=protocol.name,
-                           protocol_toml=dump_protocol(protocol), sensor=source,
-                           stimulator="sim://rehastim2", patient=patient)
-    session = GaitSession(protocol, motion, stimulator, clock, record,
-                          make_detector(protocol.trigger), duration_s)
+    session = supervised_session(protocol, motion, stimulator, clock, db_path,
+                                 sensor_name=source, stimulator_name="sim://rehastim2",
+                                 duration_s=duration_s, patient=patient)
     return SimulatedRig(session, motion, stimulator, clock)

@@ -1,0 +1,194 @@
+"""Assemble a supervised session on the devices that URLs name (``fes run``).
+
+The session is the one ``fes simulate`` runs (same detector, protocol, supervisor and
+record); only the devices and the clock differ. See :mod:`controller.devices.urls` for the
+URLs.
+
+The clock follows the motion sensor, because the sensor's timestamps are the session's time:
+
+* ``serial://`` IMU: the driver stamps each sample with ``time.monotonic()``, so the
+  session runs on :class:`MonotonicClock` with a 10 ms tick.
+* ``sim://`` and ``replay://`` IMU: a recording carries its own time base. Under
+  ``fes run`` it is replayed in real time (the stimulator may be real, with real timeouts):
+  a :class:`VirtualClock` on the recording's time, starting at its first sample, paced to
+  the wall clock, with the same 10 ms tick.
+
+A serial stimulator never sees the session clock: its acknowledgement deadlines and
+keep-alive run on ``time.monotonic()`` inside the driver, and ``update`` takes amplitudes,
+not times. So a serial stimulator with a ``replay://`` IMU is correct: session time and
+wall time advance at the same rate (pacing) and differ by a constant offset that never
+crosses the interface. A ``sim://`` stimulator is clocked by the session, like the
+in-process simulator of ``fes simulate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from controller.clock import Clock, MonotonicClock, VirtualClock
+from controller.detect.factory import make_detector
+from controller.devices.base import (
+    ChannelSetup,
+    DeviceError,
+    MotionSensor,
+    Stimulator,
+)
+from controller.devices.urls import DeviceUrlError, open_motion_sensor, open_stimulator
+from controller.record import SessionRecord
+from controller.session import GaitSession
+from protocols import Protocol, dump_protocol
+
+TICK_S = 0.01
+"""The control tick of a session on devices: the DESIGN's 100 Hz loop."""
+
+T = TypeVar("T")
+
+
+class DeviceOpenError(Exception):
+    """A device URL that does not parse, or a device that cannot be opened or does not
+    answer; the message names the URL. Nothing was left running or stimulating."""
+
+
+@dataclass
+class DeviceSession:
+    """A session ready to run, and the span of session time it is expected to cover."""
+
+    session: GaitSession
+    start_s: float
+    end_s: float
+
+
+def supervised_session(protocol: Protocol, sensor: MotionSensor, stimulator: Stimulator,
+                       clock: Clock, db_path: Path, *, sensor_name: str, stimulator_name: str,
+                       duration_s: float | None = None,
+                       patient: str | None = None) -> GaitSession:
+    """The session and its record, as every front end (simulate, run, tests) builds them."""
+    record = SessionRecord(db_path, protocol_name=protocol.name,
+                           protocol_toml=dump_protocol(protocol), sensor=sensor_name,
+                           stimulator=stimulator_name, patient=patient)
+    return GaitSession(protocol, sensor, stimulator, clock, record,
+                       make_detector(protocol.trigger), duration_s)
+
+
+def build_device_session(protocol: Protocol, stimulator_url: str, imu_url: str, db_path: Path,
+                         *, duration_s: float | None = None,
+                         patient: str | None = None) -> DeviceSession:
+    """Open both devices, connect the stimulator, and wire the session.
+
+    Raises :class:`DeviceOpenError` for a bad URL or a device that cannot be opened, after
+    closing whatever was already open (a closed stimulator has been told to stop).
+    """
+    recorded = urlsplit(imu_url).scheme in ("sim", "replay")
+    clock: _RecordingClock | MonotonicClock = \
+        _RecordingClock(TICK_S) if recorded else MonotonicClock(TICK_S)
+    sensor = _opened(lambda: open_motion_sensor(imu_url, clock), imu_url)
+    try:
+        stimulator = _ConnectedStimulator(
+            _opened(lambda: open_stimulator(stimulator_url, clock), stimulator_url))
+        _opened(stimulator.connect_now, stimulator_url)
+    except BaseException:
+        sensor.close()
+        raise
+    span_s = duration_s if duration_s is not None else protocol.session.duration_s
+    try:
+        if isinstance(clock, _RecordingClock):
+            start_s, last_s = _recording_span(sensor)
+            clock.start_at(start_s)
+            end_s = min(last_s, start_s + span_s)
+        else:
+            start_s = clock.now()
+            end_s = start_s + span_s
+        session = supervised_session(protocol, sensor, stimulator, clock, db_path,
+                                     sensor_name=imu_url, stimulator_name=stimulator_url,
+                                     duration_s=duration_s, patient=patient)
+    except BaseException:
+        stimulator.close()
+        sensor.close()
+        raise
+    return DeviceSession(session, start_s, end_s)
+
+
+def _opened(open_device: Callable[[], T], url: str) -> T:
+    try:
+        return open_device()
+    except DeviceUrlError as exc:
+        raise DeviceOpenError(str(exc)) from None
+    except (DeviceError, OSError, ValueError) as exc:
+        raise DeviceOpenError(f"{url}: {exc}") from None
+
+
+def _recording_span(sensor: MotionSensor) -> tuple[float, float]:
+    from simulator.motion import SimulatedMotion
+
+    assert isinstance(sensor, SimulatedMotion), "sim:// and replay:// open a recording"
+    return sensor.start_s, sensor.end_s
+
+
+class _RecordingClock:
+    """Recording time paced to the wall clock, from the recording's first sample.
+
+    A ``sim://`` or ``replay://`` sensor is opened with its clock, and the clock's start
+    (the recording's first sample) is known only once the recording is open; so the
+    sensor gets this clock, which starts at :meth:`start_at`. Starting the pacing then,
+    after the stimulator's handshake, also keeps the first ticks from racing to catch up.
+    """
+
+    def __init__(self, tick_s: float) -> None:
+        self.tick_s = tick_s
+        self._paced = VirtualClock(tick_s)
+
+    def start_at(self, start_s: float) -> None:
+        self._paced = VirtualClock(self.tick_s, start_s=start_s, realtime=True)
+
+    def now(self) -> float:
+        return self._paced.now()
+
+    def next_tick(self) -> float:
+        return self._paced.next_tick()
+
+
+class _ConnectedStimulator:
+    """A stimulator whose link is brought up before the session starts.
+
+    A RehaStim 2 announces itself about once a second and the driver waits for that, so
+    connecting can take a second. Done inside the session's start, that second would be
+    counted as a late control loop (a fault on the first tick); done here, a device that
+    does not answer is refused like a bad URL instead of starting a faulted session. The
+    supervisor's first ``connect`` then finds the link up; a reconnect after a reset
+    reaches the device. Everything else is passed straight through.
+    """
+
+    def __init__(self, device: Stimulator) -> None:
+        self._device = device
+        self._link_fresh = False
+
+    def connect_now(self) -> None:
+        self._device.connect()
+        self._link_fresh = True
+
+    def connect(self) -> None:
+        if self._link_fresh:
+            self._link_fresh = False
+            return
+        self._device.connect()
+
+    def configure(self, channels: Sequence[ChannelSetup], frequency_hz: float) -> None:
+        self._device.configure(channels, frequency_hz)
+
+    def update(self, amplitudes_ma: Mapping[int, float]) -> None:
+        self._device.update(amplitudes_ma)
+
+    def check(self) -> None:
+        self._device.check()
+
+    def stop(self) -> None:
+        self._link_fresh = False
+        self._device.stop()
+
+    def close(self) -> None:
+        self._link_fresh = False
+        self._device.close()
