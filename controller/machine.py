@@ -70,7 +70,8 @@ class GaitMachine:
     """One leg's gait phases, driven by detector events and the sensor clock."""
 
     def __init__(self, start_on: str, extension_s: float, step_limit_s: float) -> None:
-        self._stimulate_from_heel_off = start_on == "heel_off"
+        self._stimulated_states = frozenset(
+            ["swing", "heel_strike", "extension"] + (["heel_off"] if start_on == "heel_off" else []))
         self._extension_s = extension_s
         self._step_limit_s = step_limit_s
         self.state = GaitPhase.STANCE.value
@@ -90,10 +91,7 @@ class GaitMachine:
 
     @property
     def wants_stimulation(self) -> bool:
-        if self.state == GaitPhase.HEEL_OFF.value:
-            return self._stimulate_from_heel_off
-        return self.state in (GaitPhase.SWING.value, GaitPhase.HEEL_STRIKE.value,
-                              GaitPhase.EXTENSION.value)
+        return self.state in self._stimulated_states
 
     def handle(self, event: GaitEvent) -> bool:
         """Feed one detector event at the time it was detected; returns whether it moved.
@@ -114,10 +112,21 @@ class GaitMachine:
         return moved
 
     def advance(self, now_s: float) -> None:
-        """Let time act: extension ends, a too-long step is closed."""
+        """Let time act: extension ends, a too-long step is closed.
+
+        The guards decide; ``_timer_due`` only spares the machine from evaluating them on
+        every tick of a step when no timer can have run out yet.
+        """
         self.now_s = now_s
-        while "tick" in _TRIGGERS_FROM[self.state] and self._fire("tick"):
+        while "tick" in _TRIGGERS_FROM[self.state] and self._timer_due() and self._fire("tick"):
             pass
+
+    def _timer_due(self) -> bool:
+        if self.state == "extension":
+            return self._extension_over()
+        if self.state == "heel_strike":
+            return True
+        return self._step_too_long()
 
     def _fire(self, trigger: str) -> bool:
         return bool(self._machine.events[trigger].trigger(self))

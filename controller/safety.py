@@ -296,8 +296,8 @@ class SafetySupervisor:
                 self.fault(FaultKind.TIME_BACKWARDS, now_s,
                            f"sample time {t:.4f} s after {watch.last_t_s:.4f} s")
                 return
-            silence_seen = any(f.kind is FaultKind.SENSOR_SILENT for f in self._faults)
-            if t - watch.last_t_s > self._config.sensor_silent_s and not silence_seen:
+            if t - watch.last_t_s > self._config.sensor_silent_s and not any(
+                    f.kind is FaultKind.SENSOR_SILENT for f in self._faults):
                 self.fault(FaultKind.TIME_JUMP, now_s,
                            f"sample time jumped {t - watch.last_t_s:.3f} s")
                 ok = False

@@ -65,7 +65,8 @@ class SimulatedMotion:
         if self._next >= len(self._samples):
             raise EOFError("end of the simulated walk")
         now = self._clock.now()
-        if any(i.fault is MotionFault.PORT_GONE and i.covers(now) for i in self._injections):
+        if self._injections and any(i.fault is MotionFault.PORT_GONE and i.covers(now)
+                                    for i in self._injections):
             raise SensorError("motion sensor port disappeared")
         out: list[Sample] = []
         while self._next < len(self._samples) and self._samples[self._next].t_s <= now:
@@ -79,6 +80,8 @@ class SimulatedMotion:
         self._next = len(self._samples)
 
     def _apply(self, sample: Sample) -> Sample | None:
+        if not self._injections:
+            return sample
         active = {i.fault for i in self._injections if i.covers(sample.t_s)}
         if MotionFault.SILENT in active:
             return None
