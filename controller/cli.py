@@ -110,7 +110,46 @@ def _parser() -> argparse.ArgumentParser:
     devices.add_argument("ports", nargs="*",
                          help="ports to probe (default: every serial port the system lists)")
     devices.set_defaults(handler=_devices)
+    _add_run_parser(commands)
     return parser
+
+
+# -- fes run -----------------------------------------------------------------------------
+
+def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    run = commands.add_parser(
+        "run", help="run a supervised gait session on devices named by URL")
+    run.add_argument("--stimulator", required=True, metavar="URL",
+                     help="serial://PORT[?baud=N] (RehaStim 2) or sim://")
+    run.add_argument("--imu", required=True, metavar="URL",
+                     help="serial://PORT[?baud=N] (WitMotion), sim:// or "
+                          "replay://FILE[?foot=left|right] (replayed in real time)")
+    run.add_argument("--protocol", type=Path, default=DEFAULT_PROTOCOL,
+                     help="protocol TOML (default: the bundled peroneal gait protocol)")
+    run.add_argument("--duration", type=float, metavar="S",
+                     help="stop after S seconds (default: the protocol's duration)")
+    run.add_argument("--db", type=Path, default=None,
+                     help=f"session record (default: {default_db_path()})")
+    run.add_argument("--patient", help="pseudonymous patient id for the record")
+    run.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from controller.run import DeviceOpenError, build_device_session
+
+    protocol = load_protocol(args.protocol)
+    try:
+        rig = build_device_session(protocol, args.stimulator, args.imu,
+                                   args.db or default_db_path(), duration_s=args.duration,
+                                   patient=args.patient)
+    except DeviceOpenError as exc:
+        raise InputError(str(exc)) from None
+    console.print(f"[bold]{protocol.name}[/] with stimulator {args.stimulator} and IMU "
+                  f"{args.imu} — research tool, not a certified medical device",
+                  highlight=False)
+    summary = _run_with_progress(rig.session, rig.start_s, rig.end_s)
+    _print_summary(summary, protocol)
+    return EXIT_OK if summary.status == "completed" and not summary.faults else EXIT_FAULT
 
 
 # -- fes calibrate -----------------------------------------------------------------------
