@@ -215,6 +215,8 @@ class GaitSession:
     # -- internals -------------------------------------------------------------------
 
     def _take_pending_stop(self, now: float) -> None:
+        if self._pending_estop is None and self._pending_stop is None:
+            return  # the usual tick: no lock needed to see that nothing is pending
         with self._lock:
             estop, self._pending_estop = self._pending_estop, None
             stop, self._pending_stop = self._pending_stop, None
