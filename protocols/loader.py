@@ -8,8 +8,8 @@ in one message.
 from __future__ import annotations
 
 import re
-import typing
 import tomllib
+import typing
 from pathlib import Path
 from typing import Any
 

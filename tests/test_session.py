@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import time
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
