@@ -35,6 +35,7 @@ from controller.simulate import (
 from controller.types import Sample
 from protocols import Protocol, ProtocolError, load_protocol
 from protocols.loader import LIBRARY, library_protocols
+from simulator.synthetic import synthetic_walk
 
 EXIT_OK, EXIT_FAULT, EXIT_BAD_INPUT = 0, 1, 2
 DEFAULT_PROTOCOL = LIBRARY / "peroneal_gait_gyro.toml"
@@ -72,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
                           help="protocol TOML (default: the bundled peroneal gait protocol)")
     simulate.add_argument("--data", type=Path, default=BUNDLED_WALK,
                           help="recorded walk, *_foot_imu.csv (default: the bundled walk)")
+    simulate.add_argument("--synthetic", choices=("foot", "shank"),
+                          help="walk on a synthetic gait of a foot- or shank-worn sensor "
+                          "(randomly mounted) instead of a recording")
+    simulate.add_argument("--cadence", type=float, default=105.0, metavar="STEPS_PER_MIN",
+                          help="cadence of the synthetic walk (default: 105)")
     simulate.add_argument("--foot", choices=("left", "right"),
                           help="which foot of the recording (default: the protocol's leg)")
     simulate.add_argument("--duration", type=float, metavar="S",
@@ -240,15 +246,22 @@ def _simulate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InputError(str(exc)) from None
     foot = args.foot or protocol.leg
-    samples = recorded_walk(args.data, foot)
+    if args.synthetic:
+        duration_s = args.duration or 60.0
+        samples = synthetic_walk(duration_s + 1.0, cadence_steps_per_min=args.cadence,
+                                 placement=args.synthetic, foot=foot,
+                                 mounting="random").samples
+        source = f"synthetic {args.synthetic}, {args.cadence:g} steps/min"
+    else:
+        samples = recorded_walk(args.data, foot)
+        source = f"{args.data.name} ({foot} foot)"
     db_path = args.db or default_db_path()
-    rig = build_simulated_session(protocol, samples, db_path,
-                                  source=f"sim://{args.data.name}#{foot}",
+    rig = build_simulated_session(protocol, samples, db_path, source=f"sim://{source}",
                                   duration_s=args.duration, realtime=args.realtime,
                                   patient=args.patient)
     for fault, at_s, duration_s in injections:
         rig.motion.inject(fault, at_s, duration_s)
-    console.print(f"[bold]{protocol.name}[/] on {args.data.name} ({foot} foot), simulated "
+    console.print(f"[bold]{protocol.name}[/] on {source}, simulated "
                   "RehaStim 2 — research tool, not a certified medical device", highlight=False)
     end_s = min(rig.motion.end_s, samples[0].t_s + (args.duration or protocol.session.duration_s))
     summary = _run_with_progress(rig.session, samples[0].t_s, end_s)

@@ -88,3 +88,13 @@ def test_calibrate_writes_a_calibration_the_detector_can_load(tmp_path: Path) ->
     calibration = load_calibration(out)
     assert abs(calibration.axis[1]) > 0.85, "walk 1's sagittal axis is near the sensor's y"
     assert 0.8 < calibration.stride_s < 1.5
+
+
+def test_simulate_walks_a_synthetic_shank_sensor(tmp_path: Path) -> None:
+    db = tmp_path / "record.sqlite"
+    result = fes("simulate", "--synthetic", "shank", "--duration", "30", "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    steps, stimulated = read_rows(
+        db, "SELECT count(*), sum(charge_uc > 0) FROM steps WHERE outcome = 'completed'")[0]
+    assert steps >= 20
+    assert stimulated >= steps - 2
