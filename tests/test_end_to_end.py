@@ -1,0 +1,311 @@
+"""The controller against ``fes-sim`` over real pseudo-terminals: a walk, every device fault,
+and a controller killed mid-burst.
+
+Timing across the two processes: ``fes-sim`` stamps its delivered log and its trace with
+``time.monotonic()``, and the controller's session clock on serial devices is
+``time.monotonic()`` too (``controller.run``), so the record's fault times and the
+simulator's output times are on one clock (CLOCK_MONOTONIC, shared by every process on the
+machine). "Within one control tick of the fault becoming visible" is then measured as: the
+simulated stimulator's output went to zero no later than the recorded fault time plus one
+tick (10 ms). The recorded fault time is the tick at which the controller saw the fault: an
+unanswered command only becomes a fault when its 100 ms deadline passes, silence when it
+exceeds ``sensor_silent_s``, and so on.
+
+Where the controller cannot reach the stimulator any more (it stopped listening, or its
+port vanished), the device's own watchdog stops the output: that is measured from the
+injection, which is when the device last heard anything.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from controller.cli import main
+from controller.devices.recording import load_recording
+from controller.record import read_rows
+from controller.run import TICK_S, DeviceSession, build_device_session
+from controller.session import SessionSummary
+from protocols import load_protocol
+from tests.sim_process import SimProcess, running_simulator, wait_for
+from tests.test_session import TURN_S, swings_and_stances
+
+ROOT = Path(__file__).resolve().parents[1]
+GAIT = ROOT / "protocols" / "library" / "peroneal_gait_gyro.toml"
+WALK = ROOT / "simulator" / "data" / "walk1_2x20m_foot_imu.csv"
+IMU_RATE_HZ = 100.0
+WATCHDOG_S = 1.0
+"""fes-sim's default; the driver's keep-alive (0.5 s) is what holds it off."""
+SIM_ARGS = ("--walk", str(WALK), "--imu-rate", str(IMU_RATE_HZ), "--init-interval", "0.05",
+            "--watchdog", str(WATCHDOG_S))
+PLATEAU_MA = 24
+CALIBRATION_SWINGS = 2
+"""The gyro detector calibrates itself on the first strides it sees and does not stimulate
+them (README, Gait detection)."""
+
+TIMED_STEPS = f"""
+name = "end-to-end: timed steps with long bursts"
+description = "Bursts from a timer, so a test is mid-burst within a second of starting."
+mode = "gait"
+leg = "left"
+extension_s = 0.0
+
+[[channels]]
+channel = 1
+site = "common peroneal nerve"
+amplitude_min_ma = 10.0
+amplitude_max_ma = 30.0
+amplitude_start_ma = {PLATEAU_MA}.0
+pulse_width_us = 300
+
+[stimulation]
+frequency_hz = 30.0
+ramp_up_s = 0.1
+ramp_down_s = 0.5       # long, so a fault seen at the next command is seen mid-ramp
+max_burst_s = 2.0
+duty_cycle_max = 0.5
+
+[trigger]
+kind = "cadence"
+cadence_steps_per_min = 20.0
+swing_fraction = 0.45   # 1.35 s bursts every 3 s
+
+[safety]
+charge_per_phase_max_uc = 50.0
+sensor_silent_s = 0.1
+sensor_frozen_s = 0.2
+
+[session]
+duration_s = 60.0
+"""
+
+
+@pytest.fixture
+def timed_steps(tmp_path: Path) -> Path:
+    path = tmp_path / "timed_steps.toml"
+    path.write_text(TIMED_STEPS)
+    return path
+
+
+def fes_run(sim: SimProcess, protocol: Path, db: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "controller.cli", "run",
+            "--stimulator", f"serial://{sim.stimulator}", "--imu", f"serial://{sim.imu}",
+            "--protocol", str(protocol), "--db", str(db), *extra]
+
+
+def output_changes(sim: SimProcess, channel: int = 1) -> list[tuple[float, int, str]]:
+    """(time, current, reason) of every change the simulated stimulator delivered."""
+    return [(e["t_s"], e["current_ma"], e["reason"]) for e in sim.delivered()
+            if e["channel"] == channel]
+
+
+def at_plateau(sim: SimProcess) -> bool:
+    return sim.output_ma(1) == PLATEAU_MA
+
+
+# -- a recorded walk ----------------------------------------------------------------------
+
+def test_walk_streamed_over_the_ptys_is_stimulated_in_swing_and_not_in_stance(
+        tmp_path: Path) -> None:
+    trace, db = tmp_path / "trace.jsonl", tmp_path / "record.sqlite"
+    with running_simulator(tmp_path, *SIM_ARGS, "--trace", str(trace)) as sim:
+        done = subprocess.run(fes_run(sim, GAIT, db, "--duration", "15"),
+                              check=False, capture_output=True, text=True, timeout=60)
+        changes = output_changes(sim)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "completed" in done.stdout
+
+    # sim time <-> walk time, from the samples fes-sim wrote (sample k is walk time k/rate)
+    written = [(r["t_s"], r["sample"] / IMU_RATE_HZ) for r in map(
+        json.loads, trace.read_text().splitlines()) if "sample" in r]
+    walk_s = [w for _, w in written]
+
+    def sim_time(walk_t_s: float) -> float:
+        return written[bisect.bisect_left(walk_s, walk_t_s)][0]
+
+    def delivered_at(t_s: float) -> int:
+        index = bisect.bisect_right([t for t, _, _ in changes], t_s) - 1
+        return changes[index][1] if index >= 0 else 0
+
+    first_s, last_s = read_rows(db, "SELECT min(t_s), max(t_s) FROM samples")[0]
+    swings, stances = (
+        [sim_time(w) for w in middles if w < min(walk_s[-1], TURN_S[0])]
+        for middles in swings_and_stances(load_recording(WALK, "left").reference))
+    in_session = [t for t in swings if first_s < t < last_s]
+    quiet = [t for t in stances if first_s < t < last_s]
+    assert len(in_session) >= 10 and len(quiet) >= 10
+    assert [delivered_at(t) for t in quiet] == [0] * len(quiet)
+    walking = in_session[CALIBRATION_SWINGS:]
+    assert all(delivered_at(t) > 0 for t in walking), [delivered_at(t) for t in in_session]
+
+
+# -- device faults, with the session in this process ----------------------------------------
+
+@dataclass
+class Rig:
+    sim: SimProcess
+    device_session: DeviceSession
+    db: Path
+
+    def faults(self) -> list[tuple[float, str, str]]:
+        return [(t, kind, detail) for t, kind, detail in
+                read_rows(self.db, "SELECT t_s, kind, detail FROM faults ORDER BY t_s")]
+
+
+@pytest.fixture
+def rig(tmp_path: Path, timed_steps: Path) -> Iterator[Rig]:
+    """fes-sim plus a session on its ptys, running in a thread until the test ends."""
+    db = tmp_path / "record.sqlite"
+    with running_simulator(tmp_path, *SIM_ARGS) as sim:
+        device_session = build_device_session(
+            load_protocol(timed_steps), f"serial://{sim.stimulator}", f"serial://{sim.imu}",
+            db)
+        summaries: list[SessionSummary] = []
+        loop = threading.Thread(target=lambda: summaries.append(device_session.session.run()),
+                                name="session")
+        loop.start()
+        try:
+            yield Rig(sim, device_session, db)
+        finally:
+            device_session.session.request_stop("test")
+            loop.join(timeout=10.0)
+        assert summaries, "the session did not finish"
+
+
+@dataclass(frozen=True)
+class Injection:
+    command: str
+    kind: str
+    detail: str
+    stops: str
+    """Who stops the output: "controller" (within a tick of the fault), "device" (the
+    device stopped itself, before the controller heard of it), "watchdog" (the controller
+    cannot reach the device; its watchdog stops it)."""
+
+
+INJECTIONS = [
+    Injection("imu stall", "sensor_silent", "no sample for", "controller"),
+    Injection("imu freeze", "sensor_frozen", "identical samples", "controller"),
+    Injection("imu garbage 400", "sensor_error", "were not valid packets", "controller"),
+    Injection("imu vanish", "sensor_error", "lost the IMU", "controller"),
+    Injection("stim late 0.3", "stimulator_error", "did not acknowledge update", "controller"),
+    Injection("stim refuse", "stimulator_error", "refused update", "controller"),
+    Injection("stim error electrode", "stimulator_error", "electrode error", "device"),
+    Injection("stim silent", "stimulator_error", "did not acknowledge", "watchdog"),
+    Injection("stim vanish", "stimulator_error", "lost the RehaStim 2", "watchdog"),
+]
+
+
+@pytest.mark.parametrize("injection", INJECTIONS, ids=lambda i: i.command)
+def test_device_fault_stops_the_output_and_the_record_says_why(rig: Rig,
+                                                               injection: Injection) -> None:
+    wait_for(lambda: at_plateau(rig.sim))
+    injected_s = time.monotonic()
+    rig.sim.command(injection.command)
+    fault_s, kind, detail = wait_for(rig.faults, timeout_s=3.0)[0]
+    assert (kind, injection.detail in detail) == (injection.kind, True), detail
+    assert fault_s >= injected_s
+
+    def off() -> list[tuple[float, int, str]]:
+        changes = output_changes(rig.sim)
+        return changes if changes[-1][1] == 0 else []
+
+    changes = wait_for(off, timeout_s=WATCHDOG_S + 1.0)
+    off_s, _, reason = changes[-1]
+    on_until_s = changes[-2][0]
+    if injection.stops == "controller":
+        assert on_until_s < fault_s <= off_s <= fault_s + TICK_S, (fault_s, off_s)
+        assert reason == "stop command"
+    elif injection.stops == "device":
+        assert injected_s <= off_s <= fault_s + TICK_S
+        assert reason == "electrode error"
+    else:
+        assert off_s <= injected_s + WATCHDOG_S + TICK_S
+        assert reason == "device watchdog: controller silent"
+    assert rig.device_session.session.supervisor.output_ma(1) == 0.0
+
+
+# -- a controller process killed mid-burst --------------------------------------------------
+
+def test_sigkill_mid_burst_leaves_the_stimulator_off_and_the_record_intact(
+        tmp_path: Path, timed_steps: Path) -> None:
+    db = tmp_path / "record.sqlite"
+    with running_simulator(tmp_path, *SIM_ARGS) as sim:
+        controller = subprocess.Popen(fes_run(sim, timed_steps, db), stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: at_plateau(sim), timeout_s=10.0)
+            time.sleep(0.6)  # let the record's writer commit rows from within the burst
+            assert at_plateau(sim), "still mid-burst"
+            controller.kill()
+            killed_s = time.monotonic()
+            controller.wait(timeout=5.0)
+        finally:
+            if controller.poll() is None:
+                controller.kill()
+                controller.wait()
+        changes = wait_for(lambda: [c for c in output_changes(sim) if c[1] == 0],
+                           timeout_s=WATCHDOG_S + 1.0)
+    off_s, _, reason = changes[-1]
+    assert reason == "device watchdog: controller silent"
+    assert off_s <= killed_s + WATCHDOG_S + TICK_S
+    assert read_rows(db, "PRAGMA integrity_check") == [("ok",)]
+    newest_s = read_rows(db, "SELECT max(t_s) FROM samples")[0][0]
+    assert killed_s - 0.5 <= newest_s <= killed_s
+    assert read_rows(db, "SELECT status FROM sessions") == [("running",)]
+    assert read_rows(db, "SELECT count(*) FROM commands WHERE amplitude_ma > 0")[0][0] > 0
+
+
+# -- fes run on other URLs ---------------------------------------------------------------------
+
+def test_serial_stimulator_with_a_replayed_walk_runs_in_real_time(tmp_path: Path,
+                                                                  timed_steps: Path) -> None:
+    db = tmp_path / "record.sqlite"
+    with running_simulator(tmp_path, *SIM_ARGS) as sim:
+        started_s = time.monotonic()
+        code = main(["run", "--stimulator", f"serial://{sim.stimulator}",
+                     "--imu", f"replay://{WALK}?foot=left", "--protocol", str(timed_steps),
+                     "--duration", "1.5", "--db", str(db)])
+        elapsed_s = time.monotonic() - started_s
+        changes = output_changes(sim)
+    assert code == 0
+    assert elapsed_s >= 1.5, "a replay under fes run is paced to the wall clock"
+    assert max(current for _, current, _ in changes) == PLATEAU_MA
+    assert changes[-1][1:] == (0, "stop command"), "the session ends mid-ramp with a stop"
+    first_s, last_s = read_rows(db, "SELECT min(t_s), max(t_s) FROM samples")[0]
+    assert first_s == 0.0 and last_s == pytest.approx(1.5, abs=0.02), "the recording's own time"
+
+
+@pytest.mark.parametrize(("stimulator", "imu", "message"), [
+    ("usb://0", "sim://", "a stimulator URL is serial://PORT"),
+    ("sim://", "tcp://host", "a motion sensor URL is serial://PORT"),
+    ("serial:///dev/no-such-port", "sim://", "cannot open /dev/no-such-port"),
+    ("sim://", "serial:///dev/no-such-port", "cannot open /dev/no-such-port"),
+])
+def test_a_bad_url_or_missing_device_is_refused_with_exit_code_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], stimulator: str, imu: str,
+        message: str) -> None:
+    assert main(["run", "--stimulator", stimulator, "--imu", imu,
+                 "--db", str(tmp_path / "record.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_a_port_where_no_stimulator_answers_is_refused(tmp_path: Path) -> None:
+    with running_simulator(tmp_path, *SIM_ARGS) as sim:
+        done = subprocess.run(
+            [sys.executable, "-m", "controller.cli", "run", "--stimulator",
+             f"serial://{sim.imu}", "--imu", "sim://", "--db", str(tmp_path / "r.sqlite")],
+            check=False, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert "no Init from a RehaStim 2" in done.stderr and "Traceback" not in done.stderr
+
