@@ -17,6 +17,11 @@ Scoring rules (from the data set's README):
 * Known turns (``TURNS_S``) are taken out of the main figures and scored on their own
   line, because the reference may lack a turning step.
 * Matching is one-to-one, nearest first, within the tolerance (default 150 ms).
+* Heel-off (HO) has no labelled reference. Where a recording has foot-marker trajectories
+  (``*_mocap_markers.csv``, walk 1), a heel-off reference is derived from the heel marker
+  by the rule in ``benchmarks/heel_off_reference.py``: the heel rises 5 mm above its
+  foot-flat level. That rule is itself uncertain by about ±20 ms (the output prints how
+  far it moves with a 3 or 10 mm rise), so heel-off errors are read against that.
 
 Errors are detected minus reference time: positive means late. The delay is the detector's
 ``detected_at_s - t_s``, the time the stimulation logic has to wait for an event.
@@ -28,7 +33,7 @@ import argparse
 import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, Self
 
@@ -36,6 +41,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.heel_off_reference import (
+    RISE_MM,
+    RISE_SPREAD_MM,
+    heel_height_mm,
+    heel_offs,
+    markers_path,
+)
 from controller.detect.gait import GyroGaitDetector
 from controller.detect.tilt import TiltTrigger
 from controller.devices.recording import (
@@ -55,7 +67,8 @@ TURNS_S: dict[str, list[tuple[float, float]]] = {"walk1_2x20m": [(16.4, 18.7)]}
 """Turns named in the data README; scored apart, never used by the detectors."""
 TILT_HEEL_OFF_DEG = 10.0
 TILT_HEEL_STRIKE_DEG = 5.0
-SCORED = (GaitEventKind.HEEL_STRIKE, GaitEventKind.TOE_OFF)
+SCORED = (GaitEventKind.HEEL_STRIKE, GaitEventKind.HEEL_OFF, GaitEventKind.TOE_OFF)
+LABELS = {GaitEventKind.HEEL_STRIKE: "IC", GaitEventKind.HEEL_OFF: "HO", GaitEventKind.TOE_OFF: "FC"}
 
 
 @dataclass
@@ -171,6 +184,35 @@ def scoring_windows(
     return window, fully_labelled
 
 
+def with_heel_off_reference(recording: Recording, imu_path: Path) -> Recording:
+    """The recording with heel-off reference events from its marker file, if it has one.
+
+    Prints the rule and how far the reference moves under other rise thresholds, so the
+    heel-off figures are read against the reference's own uncertainty.
+    """
+    markers = markers_path(imu_path, IMU_SUFFIX)
+    if not markers.exists():
+        return recording
+    t_s, heel_mm = heel_height_mm(markers, recording.foot)
+    events = heel_offs(t_s, heel_mm, recording.reference)
+    shifts = []
+    for rise_mm in RISE_SPREAD_MM:
+        other = heel_offs(t_s, heel_mm, recording.reference, rise_mm)
+        pairs = match([e.t_s for e in events], [e.t_s for e in other], TOLERANCE_S)
+        moved_ms = np.median([1000 * (other[j].t_s - events[i].t_s) for i, j in pairs])
+        shifts.append(f"{rise_mm:g} mm {moved_ms:+.0f} ms")
+    print(
+        f"{recording.name} {recording.foot}: {len(events)} heel-off references from "
+        f"{markers.name} (heel {RISE_MM:g} mm above its foot-flat level; median shift "
+        f"with a rise of {', '.join(shifts)})"
+    )
+    return replace(recording, reference=sorted([*recording.reference, *events], key=_time))
+
+
+def _time(event: ReferenceEvent) -> float:
+    return event.t_s
+
+
 def resample(recording: Recording, rate_hz: float) -> Recording:
     """The same walk at another sample rate (linear interpolation; reference times kept)."""
     t_s = np.arange(recording.t_s[0], recording.t_s[-1], 1.0 / rate_hz)
@@ -206,15 +248,15 @@ def run_online(
 def tilt_as_toe_off(
     result: tuple[list[GaitEvent], float | None],
 ) -> tuple[list[GaitEvent], float | None]:
-    """The tilt trigger's stimulation-start event is heel-off; score it against toe-off."""
+    """The tilt trigger's stimulation-start event is heel-off; score it as heel-off and,
+    since it is the only start-of-step event it has, against toe-off as well."""
     events, calibrated_at_s = result
-    renamed = [
+    as_toe_off = [
         GaitEvent(GaitEventKind.TOE_OFF, e.t_s, e.detected_at_s)
-        if e.kind is GaitEventKind.HEEL_OFF
-        else e
         for e in events
+        if e.kind is GaitEventKind.HEEL_OFF
     ]
-    return renamed, calibrated_at_s
+    return events + as_toe_off, calibrated_at_s
 
 
 def run_gaitmap(recording: Recording) -> tuple[list[GaitEvent], float | None] | str:
@@ -263,6 +305,15 @@ class Result:
     turn: dict[GaitEventKind, Score]
 
 
+def scored_kinds(recording: Recording) -> list[GaitEventKind]:
+    """Heel strikes and toe-offs always; heel-off only where a reference for it exists."""
+    return [
+        kind
+        for kind in SCORED
+        if kind is not GaitEventKind.HEEL_OFF or any(r.kind is kind for r in recording.reference)
+    ]
+
+
 def evaluate(
     result: tuple[list[GaitEvent], float | None],
     recording: Recording,
@@ -271,8 +322,11 @@ def evaluate(
     events, calibrated_at_s = result
     window, count_false = scoring_windows(recording, tolerance_s)
     turns = TURNS_S.get(recording.name, [])
-    main = {
-        kind: score(
+    kinds = scored_kinds(recording)
+    main = {kind: Score() for kind in SCORED}
+    turn = {kind: Score() for kind in SCORED}
+    for kind in kinds:
+        main[kind] = score(
             events,
             recording.reference,
             kind,
@@ -282,11 +336,7 @@ def evaluate(
             tolerance_s=tolerance_s,
             warm_up_until_s=calibrated_at_s,
         )
-        for kind in SCORED
-    }
-    turn: dict[GaitEventKind, Score] = {kind: Score() for kind in SCORED}
-    for start, end in turns:
-        for kind in SCORED:
+        for start, end in turns:
             turn[kind] += score(
                 events,
                 recording.reference,
@@ -315,7 +365,7 @@ def _ms(values: Sequence[float], how: str) -> str:
 def _row(label: str, kind: GaitEventKind, s: Score) -> list[str]:
     return [
         label,
-        "IC" if kind is GaitEventKind.HEEL_STRIKE else "FC",
+        LABELS[kind],
         str(s.reference),
         str(s.detected),
         str(s.missed),
@@ -385,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     recordings = []
     for path in paths:
         for foot in feet_in(path):
-            recording = load_recording(path, foot)
+            recording = with_heel_off_reference(load_recording(path, foot), path)
             recordings.append(resample(recording, args.rate) if args.rate else recording)
     print(
         f"{len(recordings)} feet from {len(paths)} recordings in {args.data}; "
@@ -393,7 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"rate {'as recorded' if not args.rate else f'{args.rate:g} Hz (resampled)'}"
     )
     tilt_title = (
-        f"tilt trigger (causal; heel-off at -{TILT_HEEL_OFF_DEG:g}° scored as FC, "
+        f"tilt trigger (causal; heel-off at -{TILT_HEEL_OFF_DEG:g}° scored as HO and as FC, "
         f"heel strike at +{TILT_HEEL_STRIKE_DEG:g}°)"
     )
     detectors: list[tuple[str, Callable[[Recording], tuple[list[GaitEvent], float | None]]]] = [
