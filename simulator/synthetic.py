@@ -6,8 +6,9 @@ stride and the accelerometer's gravity component stays consistent with the gyros
 
 * foot: heel strike, foot-flat rotation (toes come down), quiet stance, push-off (heel
   rises, toes point down), swing (toes come up), next heel strike;
-* shank: heel strike, a short dip as the load comes on, steady backward rotation over
-  the planted foot, the pre-swing dip around toe-off, then the forward swing.
+* shank: heel strike, a short dip as the load comes on, steady rotation over the planted
+  foot that speeds up into the pre-swing dip around toe-off, then the swing (peak about
+  300 °/s at mid-swing); the tilt runs from about -20° at heel strike to +30° at toe-off.
 
 Positive ``w`` is the swing rotation. In the segment frame (x forward, y left, z up) that
 is rotation about -y, as in the foot frame of the shared recordings. The accelerometer
@@ -48,11 +49,13 @@ _LOBES: dict[str, list[tuple[float, float, float, float]]] = {
         (0.38, STANCE_FRACTION + 0.05, -60.0, 3.5),
         (STANCE_FRACTION + 0.01, 1.00, 80.0, 1.0),
     ],
+    # Shank: tilt from about -20° at heel strike to +30° at toe-off and back in swing;
+    # the stance lobes overlap, so the forward rotation over the foot never pauses.
     "shank": [
-        (0.00, 0.07, -6.0, 1.0),
-        (0.05, 0.50, -30.0, 1.0),
-        (0.45, STANCE_FRACTION + 0.04, -34.0, 2.5),
-        (STANCE_FRACTION + 0.02, 1.00, 70.0, 1.0),
+        (0.00, 0.10, -6.0, 1.0),
+        (0.04, 0.52, -18.0, 1.0),
+        (0.40, STANCE_FRACTION + 0.06, -26.0, 2.5),
+        (STANCE_FRACTION + 0.04, 0.98, 50.0, 1.0),
     ],
 }
 _IMPACT_G = {"foot": 7.0, "shank": 3.0}

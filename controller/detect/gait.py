@@ -6,7 +6,8 @@ foot- or a shank-worn sensor alike:
     stance ... w dips negative (push-off / pre-swing) ... w swings up through zero to the
     swing peak ... w falls back through zero (terminal-swing reversal) ... impact
 
-* HEEL_OFF: the push-off rotation passes a fifth of its calibrated peak.
+* HEEL_OFF: the push-off rotation passes a tenth of its calibrated peak, once per stance
+  and only in its last part (judged from the learned stance and stride times).
 * TOE_OFF: the bottom of that dip (foot: the push-off peak; shank: the pre-swing minimum),
   emitted as soon as ``w`` has come back halfway, which is a few samples later.
 * MID_SWING: the swing peak, once ``w`` has dropped clearly below it.
@@ -38,7 +39,13 @@ from controller.detect.calibration import (
 )
 from controller.types import GaitEvent, GaitEventKind, Sample
 
-HEEL_OFF_FRACTION = 0.2
+HEEL_OFF_FRACTION = 0.1
+"""Push-off rotation past this fraction of its calibrated peak is heel-off."""
+HEEL_OFF_LEAD_FRACTION = 0.2
+"""Heel-off comes at most this fraction of a stride before toe-off (healthy: ~0.15-0.2)."""
+DEFAULT_STANCE_FRACTION = 0.6
+"""Stance time assumed, as a fraction of the stride, until toe-offs have been seen."""
+STANCE_RANGE_FRACTION = (0.3, 0.9)
 TOE_OFF_DEPTH_FRACTION = 0.4
 """The dip before swing must reach this fraction of the calibrated push-off peak."""
 TOE_OFF_REBOUND_FRACTION = 0.5
@@ -119,6 +126,7 @@ class _Engine:
         self._push_off_dps = calibration.push_off_peak_dps
         self._impact_mps2 = calibration.impact_mps2
         self._stride_s = calibration.stride_s
+        self._stance_s = DEFAULT_STANCE_FRACTION * calibration.stride_s
         # Second moments of the moving angular velocity, for following the axis.
         self._moments = [0.0] * 6
         self._phase = _Phase.STANCE
@@ -177,6 +185,7 @@ class _Engine:
         dip_deep = self._dip_dps < -TOE_OFF_DEPTH_FRACTION * self._push_off_dps
         if dip_deep and w > TOE_OFF_REBOUND_FRACTION * self._dip_dps:
             events.append(self._event(GaitEventKind.TOE_OFF, self._t_dip_s, t))
+            self._learn_stance(self._t_dip_s - self._t_last_ic_s)
             self._start_swing(self._t_dip_s, w)
             return
         if w > SWING_FRACTION * self._swing_peak_dps:
@@ -188,15 +197,38 @@ class _Engine:
             return
         if w >= 0.0:
             self._dip_dps = 0.0
-            self._heel_off_sent = False
             return
-        if not self._heel_off_sent and w < -HEEL_OFF_FRACTION * self._push_off_dps:
-            self._heel_off_sent = True
-            level = -HEEL_OFF_FRACTION * self._push_off_dps
-            events.append(self._event(GaitEventKind.HEEL_OFF, self._crossing(t, w, level), t))
+        level = -HEEL_OFF_FRACTION * self._push_off_dps
+        if not self._heel_off_sent and w < level:
+            self._heel_off(t, self._crossing(t, w, level), events)
         if w < self._dip_dps:
             self._dip_dps = w
             self._t_dip_s = t
+
+    def _heel_off(self, t: float, t_crossed_s: float, events: list[GaitEvent]) -> None:
+        """Heel-off, at most once per stance and only in its late part.
+
+        The heel lifts as the push-off rotation begins, so the threshold sits low, just
+        clear of foot-flat wobble. That alone would fire in mid-stance on a shank, which
+        rotates steadily over the planted foot, and twice where the rotation pauses. So a
+        stance gives one heel-off, never earlier than ``HEEL_OFF_LEAD_FRACTION`` of a
+        stride before the toe-off its learned stance time predicts, and only in a stance
+        that began with a heel strike: the first step from standing has no stance start
+        to time it from and is opened by its toe-off instead.
+        """
+        if self._t_last_ic_s == -math.inf:
+            return
+        opens_s = self._t_last_ic_s + self._stance_s - HEEL_OFF_LEAD_FRACTION * self._stride_s
+        if t < opens_s:
+            return
+        self._heel_off_sent = True
+        events.append(self._event(GaitEventKind.HEEL_OFF, max(t_crossed_s, opens_s), t))
+
+    def _learn_stance(self, stance_s: float) -> None:
+        """Follow the heel-strike-to-toe-off time, ignoring strides with a missed event."""
+        low, high = STANCE_RANGE_FRACTION
+        if low * self._stride_s < stance_s < high * self._stride_s:
+            self._stance_s += ADAPT_RATE * (stance_s - self._stance_s)
 
     def _start_swing(self, t_start: float, w: float) -> None:
         self._phase = _Phase.SWING
@@ -287,6 +319,7 @@ class _Engine:
         ):
             self._still_sent = True
             events.append(self._event(GaitEventKind.STILL, self._still_since_s, t))
+            self._t_last_ic_s = -math.inf
             self._back_to_stance()
 
     def _crossing(self, t: float, w: float, level: float) -> float:
