@@ -242,6 +242,14 @@ class SafetySupervisor:
         self._last_tick_s = now_s
         self._bring_up_stimulator(now_s)
 
+    def loop_resumed(self, now_s: float) -> None:
+        """The control loop starts ticking again at ``now_s`` after a blocking bring-up.
+
+        Connecting a stimulator can take a second (a RehaStim 2 announces itself about
+        once a second); that wait is not a late loop, so lateness is measured from here.
+        """
+        self._last_tick_s = now_s
+
     def shutdown(self, now_s: float) -> None:
         """End of session: output off, stimulator closed, whatever else happens."""
         for state in self._channels.values():

@@ -130,6 +130,7 @@ class GaitSession:
     def reset_faults(self) -> list[str]:
         """Clear latched faults if their causes are gone; output waits for the next step."""
         remaining = self.supervisor.reset(self._now_s)
+        self.supervisor.loop_resumed(self._clock.now())
         if not remaining:
             self._armed = False
         return remaining
@@ -137,8 +138,9 @@ class GaitSession:
     # -- the loop ------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.supervisor.start(self._clock.now())
         self._start_s = self._now_s = self._clock.now()
-        self.supervisor.start(self._now_s)
+        self.supervisor.loop_resumed(self._now_s)
 
     def step(self) -> bool:
         """Run one control tick; False once the session has ended."""
