@@ -19,8 +19,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from controller.clock import MonotonicClock
-from controller.detect.calibration import CalibrationError, calibrate
-from controller.detect.calibration_file import CalibrationFileError, save_calibration
+from controller.detect.calibration import CalibrationError, GaitCalibration, calibrate
+from controller.detect.calibration_file import (
+    CalibrationFileError,
+    load_calibration,
+    save_calibration,
+)
 from controller.devices.base import DeviceError
 from controller.devices.recording import RecordingFormatError
 from controller.devices.urls import DeviceUrlError, open_motion_sensor
@@ -89,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--db", type=Path, default=None,
                           help=f"session record (default: {default_db_path()})")
     simulate.add_argument("--patient", help="pseudonymous patient id for the record")
+    simulate.add_argument("--calibration", type=Path, metavar="FILE",
+                        help="gait calibration from fes calibrate (default: calibrate on the "
+                        "first steps)")
     simulate.set_defaults(handler=_simulate)
 
     protocol = commands.add_parser("protocol", help="check or list protocols")
@@ -137,6 +144,9 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     run.add_argument("--db", type=Path, default=None,
                      help=f"session record (default: {default_db_path()})")
     run.add_argument("--patient", help="pseudonymous patient id for the record")
+    run.add_argument("--calibration", type=Path, metavar="FILE",
+                        help="gait calibration from fes calibrate (default: calibrate on the "
+                        "first steps)")
     run.set_defaults(handler=_run)
 
 
@@ -147,7 +157,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         rig = build_device_session(protocol, args.stimulator, args.imu,
                                    args.db or default_db_path(), duration_s=args.duration,
-                                   patient=args.patient)
+                                   patient=args.patient, calibration=_calibration(args))
     except DeviceOpenError as exc:
         raise InputError(str(exc)) from None
     console.print(f"[bold]{protocol.name}[/] with stimulator {args.stimulator} and IMU "
@@ -156,6 +166,10 @@ def _run(args: argparse.Namespace) -> int:
     summary = _run_with_progress(rig.session, rig.start_s, rig.end_s)
     _print_summary(summary, protocol)
     return EXIT_OK if summary.status == "completed" and not summary.faults else EXIT_FAULT
+
+
+def _calibration(args: argparse.Namespace) -> GaitCalibration | None:
+    return load_calibration(args.calibration) if args.calibration else None
 
 
 # -- fes calibrate -----------------------------------------------------------------------
@@ -258,7 +272,7 @@ def _simulate(args: argparse.Namespace) -> int:
     db_path = args.db or default_db_path()
     rig = build_simulated_session(protocol, samples, db_path, source=f"sim://{source}",
                                   duration_s=args.duration, realtime=args.realtime,
-                                  patient=args.patient)
+                                  patient=args.patient, calibration=_calibration(args))
     for fault, at_s, duration_s in injections:
         rig.motion.inject(fault, at_s, duration_s)
     console.print(f"[bold]{protocol.name}[/] on {source}, simulated "

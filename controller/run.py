@@ -30,6 +30,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from controller.clock import Clock, MonotonicClock, VirtualClock
+from controller.detect.calibration import GaitCalibration
 from controller.detect.factory import make_detector
 from controller.devices.base import (
     ChannelSetup,
@@ -64,19 +65,23 @@ class DeviceSession:
 
 def supervised_session(protocol: Protocol, sensor: MotionSensor, stimulator: Stimulator,
                        clock: Clock, db_path: Path, *, sensor_name: str, stimulator_name: str,
-                       duration_s: float | None = None,
-                       patient: str | None = None) -> GaitSession:
-    """The session and its record, as every front end (simulate, run, tests) builds them."""
+                       duration_s: float | None = None, patient: str | None = None,
+                       calibration: GaitCalibration | None = None) -> GaitSession:
+    """The session and its record, as every front end (simulate, run, tests) builds them.
+
+    ``calibration`` (from ``fes calibrate``) lets the gait detector stimulate from the
+    first step instead of calibrating itself on the first steps of the walk.
+    """
     record = SessionRecord(db_path, protocol_name=protocol.name,
                            protocol_toml=dump_protocol(protocol), sensor=sensor_name,
                            stimulator=stimulator_name, patient=patient)
     return GaitSession(protocol, sensor, stimulator, clock, record,
-                       make_detector(protocol.trigger), duration_s)
+                       make_detector(protocol.trigger, calibration), duration_s)
 
 
 def build_device_session(protocol: Protocol, stimulator_url: str, imu_url: str, db_path: Path,
-                         *, duration_s: float | None = None,
-                         patient: str | None = None) -> DeviceSession:
+                         *, duration_s: float | None = None, patient: str | None = None,
+                         calibration: GaitCalibration | None = None) -> DeviceSession:
     """Open both devices, connect the stimulator, and wire the session.
 
     Raises :class:`DeviceOpenError` for a bad URL or a device that cannot be opened, after
@@ -104,7 +109,8 @@ def build_device_session(protocol: Protocol, stimulator_url: str, imu_url: str, 
             end_s = start_s + span_s
         session = supervised_session(protocol, sensor, stimulator, clock, db_path,
                                      sensor_name=imu_url, stimulator_name=stimulator_url,
-                                     duration_s=duration_s, patient=patient)
+                                     duration_s=duration_s, patient=patient,
+                                     calibration=calibration)
     except BaseException:
         stimulator.close()
         sensor.close()

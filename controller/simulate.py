@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from controller.clock import VirtualClock
+from controller.detect.calibration import GaitCalibration
 from controller.devices.recording import load_recording
 from controller.run import supervised_session
 from controller.session import GaitSession
@@ -50,12 +51,14 @@ def recorded_walk(path: Path, foot: str) -> list[Sample]:
 
 def build_simulated_session(protocol: Protocol, samples: list[Sample], db_path: Path, *,
                             source: str, duration_s: float | None = None,
-                            realtime: bool = False, patient: str | None = None) -> SimulatedRig:
+                            realtime: bool = False, patient: str | None = None,
+                            calibration: GaitCalibration | None = None) -> SimulatedRig:
     rate_hz = (len(samples) - 1) / (samples[-1].t_s - samples[0].t_s)
     clock = VirtualClock(1.0 / rate_hz, start_s=samples[0].t_s, realtime=realtime)
     motion = SimulatedMotion(samples, clock)
     stimulator = InMemoryStimulator(clock.now)
     session = supervised_session(protocol, motion, stimulator, clock, db_path,
                                  sensor_name=source, stimulator_name="sim://rehastim2",
-                                 duration_s=duration_s, patient=patient)
+                                 duration_s=duration_s, patient=patient,
+                                 calibration=calibration)
     return SimulatedRig(session, motion, stimulator, clock)

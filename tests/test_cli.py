@@ -98,3 +98,17 @@ def test_simulate_walks_a_synthetic_shank_sensor(tmp_path: Path) -> None:
         db, "SELECT count(*), sum(charge_uc > 0) FROM steps WHERE outcome = 'completed'")[0]
     assert steps >= 20
     assert stimulated >= steps - 2
+
+
+def test_a_saved_calibration_lets_the_first_steps_be_stimulated(tmp_path: Path) -> None:
+    out = tmp_path / "calibration.toml"
+    assert fes("calibrate", "--data", str(WALK), "--out", str(out)).returncode == 0
+    unstimulated = {}
+    for name, extra in (("self", []), ("saved", ["--calibration", str(out)])):
+        db = tmp_path / f"{name}.sqlite"
+        result = fes("simulate", "--duration", "12", "--db", str(db), *extra)
+        assert result.returncode == 0, result.stderr
+        unstimulated[name] = read_rows(
+            db, "SELECT count(*) FROM steps WHERE outcome = 'completed' AND charge_uc = 0")[0][0]
+    assert unstimulated["saved"] == 0
+    assert unstimulated["self"] > 0, "self-calibration spends the first steps"
