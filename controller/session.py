@@ -159,8 +159,8 @@ class GaitSession:
         self.machine.advance(now)
         self._note_phase(now)
         self._request_output(now)
-        self.supervisor.tick(now)
         self._record_steps()
+        self.supervisor.tick(now)
         self.record.tick()
         assert self._start_s is not None
         if self.status is SessionStatus.RUNNING and now - self._start_s >= self._duration_s:
@@ -257,6 +257,8 @@ class GaitSession:
             self._requested_on = on
 
     def _record_steps(self) -> None:
+        """Record closed steps with the charge delivered while each was open (a ramp-down
+        after the step closed is in the channel totals, not in the step)."""
         for step in self.machine.steps[self._steps_recorded:]:
             charge = self._total_charge() - self._charge_at_step_start
             if charge > 0.0:
