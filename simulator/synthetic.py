@@ -150,7 +150,7 @@ def _add_stride(
     integrated pitch crosses zero in stance: stops and starts then join without a jump.
     """
     fine = np.linspace(0.0, 1.0, 2001)
-    w_cycle = sum(_lobe(fine, *lobe) for lobe in _LOBES[placement]) / stride_s
+    w_cycle = np.sum([_lobe(fine, *lobe) for lobe in _LOBES[placement]], axis=0) / stride_s
     theta = np.concatenate([[0.0], np.cumsum(0.5 * (w_cycle[1:] + w_cycle[:-1]) * np.diff(fine))])
     upright = np.flatnonzero(
         (fine > 0.1) & (fine < STANCE_FRACTION - 0.1) & (np.abs(stride_s * theta + IC_PITCH_DEG) < 1)

@@ -6,14 +6,17 @@ they guard against regressions, they are not the project's targets.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from benchmarks.gait_accuracy import evaluate, resample
+from benchmarks.gait_accuracy import evaluate, resample, with_heel_off_reference
 from controller.detect.calibration import CalibrationError, GaitCalibration, calibrate
 from controller.detect.gait import GyroGaitDetector
-from controller.devices.recording import Recording, load_recording
+from controller.devices.recording import Recording, ReferenceEvent, load_recording
+from controller.machine import GaitMachine
 from controller.types import GaitEvent, GaitEventKind, Sample
 from simulator.synthetic import synthetic_walk
 
@@ -22,12 +25,19 @@ needs_data = pytest.mark.skipif(
     not (DATA / "walk1_2x20m_foot_imu.csv").exists(),
     reason=f"shared gait recordings not found at {DATA}",
 )
+needs_markers = pytest.mark.skipif(
+    not (DATA / "walk1_2x20m_mocap_markers.csv").exists(),
+    reason=f"walk 1 marker trajectories not found at {DATA}",
+)
 FEET = ["left", "right"]
 MAX_DELAY_S = {GaitEventKind.TOE_OFF: 0.2, GaitEventKind.HEEL_STRIKE: 0.2}
 """Steady-state delay bounds once calibrated. Toe-off: walk 2 has broad push-off peaks
 that are only confirmed by the swing onset up to ~160 ms later."""
 TOE_OFF_PROMPT_S = 0.05
 """Nine toe-offs in ten must be known within 50 ms, to start stimulation in time."""
+HEEL_OFF_LEAD_MAX_FRACTION = 0.3
+"""A heel-off may precede its toe-off by at most this fraction of a stride: earlier, the
+stimulation would start in mid-stance."""
 
 
 def _load(name: str, foot: str) -> Recording:
@@ -52,6 +62,62 @@ def test_walk1_finds_heel_strikes_and_toe_offs_without_false_events(foot: str) -
     assert abs(_median(toe_offs.errors_s)) <= 0.010
     # The reference IC (motion capture) sits ~24 ms before the IMU impact in walk 1.
     assert abs(_median(strikes.errors_s)) <= 0.030
+
+
+@needs_markers
+@pytest.mark.parametrize("foot", FEET)
+def test_walk1_heel_off_matches_the_heel_marker_reference(foot: str) -> None:
+    path = DATA / "walk1_2x20m_foot_imu.csv"
+    recording = with_heel_off_reference(load_recording(path, foot), path)
+    detector = GyroGaitDetector()
+    result = evaluate((_run(recording.samples(), detector), detector.calibrated_at_s), recording)
+    heel_offs = result.main[GaitEventKind.HEEL_OFF]
+    assert heel_offs.reference >= 25
+    assert heel_offs.sensitivity >= 0.96 and heel_offs.false == 0
+    assert abs(_median(heel_offs.errors_s)) <= 0.020
+    assert float(np.percentile(np.abs(heel_offs.errors_s), 95)) <= 0.035
+    assert _median(heel_offs.delays_s) <= 0.020
+
+
+@needs_data
+@pytest.mark.parametrize("name", ["walk1_2x20m", "walk2_4x10m"])
+@pytest.mark.parametrize("foot", FEET)
+def test_real_walks_give_each_heel_off_its_own_toe_off(name: str, foot: str) -> None:
+    events = _run(_load(name, foot).samples())
+    heel_offs = [e for e in events if e.kind is GaitEventKind.HEEL_OFF]
+    assert len(heel_offs) >= 10
+    _assert_one_heel_off_per_stance(events)
+
+
+@pytest.mark.parametrize("placement", ["foot", "shank"])
+@pytest.mark.parametrize("mounting", ["aligned", "random"])
+@pytest.mark.parametrize("rate_hz", [50.0, 100.0, 250.0])
+def test_synthetic_stances_give_one_late_heel_off(
+    placement: str, mounting: str, rate_hz: float
+) -> None:
+    walk = synthetic_walk(
+        30.0, rate_hz, placement=placement, mounting=mounting, seed=int(rate_hz)  # type: ignore[arg-type]
+    )
+    events = _run(walk.samples)
+    _assert_one_heel_off_per_stance(events)
+    stride_s = float(np.median(np.diff(_times(walk.events, GaitEventKind.HEEL_STRIKE))))
+    leads_s = _heel_off_leads_s(events)
+    # Every stance that began with a detected heel strike has its heel-off.
+    assert len(leads_s) >= len(_times(events, GaitEventKind.TOE_OFF)) - 2
+    assert all(0.0 < lead <= HEEL_OFF_LEAD_MAX_FRACTION * stride_s for lead in leads_s), leads_s
+
+
+@pytest.mark.parametrize("placement", ["foot", "shank"])
+def test_synthetic_walk_drives_the_gait_machine_without_unexpected_events(placement: str) -> None:
+    walk = synthetic_walk(30.0, 100.0, placement=placement, mounting="random", seed=11)  # type: ignore[arg-type]
+    machine = GaitMachine(start_on="heel_off", extension_s=0.1, step_limit_s=1.5)
+    detector = GyroGaitDetector()
+    for sample in walk.samples:  # as the session drives it: events, then the clock
+        for event in detector.update(sample):
+            machine.handle(event)
+        machine.advance(sample.t_s)
+    assert machine.unexpected_events == 0
+    assert len(machine.steps) >= 20
 
 
 @needs_data
@@ -177,9 +243,36 @@ def test_reset_keeps_the_learned_calibration() -> None:
     assert learned is not None and detector.calibration == learned
 
 
-def _as_recording(walk: object) -> Recording:
-    import numpy as np
+def _times(events: Sequence[GaitEvent | ReferenceEvent], kind: GaitEventKind) -> list[float]:
+    return [e.t_s for e in events if e.kind is kind]
 
+
+def _assert_one_heel_off_per_stance(events: list[GaitEvent]) -> None:
+    """Between two heel strikes at most one heel-off, and a toe-off after it."""
+    stance: list[GaitEventKind] = []
+    for event in events:
+        if event.kind is GaitEventKind.HEEL_STRIKE:
+            stance = []
+        elif event.kind in (GaitEventKind.HEEL_OFF, GaitEventKind.TOE_OFF):
+            stance.append(event.kind)
+            assert stance.count(GaitEventKind.HEEL_OFF) <= 1, event
+            assert stance[0] is GaitEventKind.HEEL_OFF or len(stance) == 1, event
+
+
+def _heel_off_leads_s(events: list[GaitEvent]) -> list[float]:
+    """How long each heel-off comes before the toe-off that follows it."""
+    leads_s = []
+    heel_off_s: float | None = None
+    for event in events:
+        if event.kind is GaitEventKind.HEEL_OFF:
+            heel_off_s = event.t_s
+        elif event.kind is GaitEventKind.TOE_OFF and heel_off_s is not None:
+            leads_s.append(event.t_s - heel_off_s)
+            heel_off_s = None
+    return leads_s
+
+
+def _as_recording(walk: object) -> Recording:
     samples = walk.samples  # type: ignore[attr-defined]
     return Recording(
         "synthetic",

@@ -36,6 +36,26 @@ def test_foot_signal_has_push_off_swing_peak_and_impact() -> None:
     assert acc_norm[impact].max() > 3 * 9.81
 
 
+def test_shank_signal_is_plausible_for_a_shank() -> None:
+    """Sagittal shank rate: swing peak of 250-400 °/s near mid-swing, negative at heel
+    strike and in late stance; tilt from about -20° to +30°."""
+    walk = synthetic_walk(20.0, 200.0, placement="shank", noise_dps=0.0, noise_mps2=0.0)
+    t = np.array([s.t_s for s in walk.samples])
+    swing_dps = -np.array([s.gyro_dps[1] for s in walk.samples])
+    tilt_deg = np.array([s.angle_deg[1] for s in walk.samples if s.angle_deg is not None])
+    toe_offs = [e.t_s for e in walk.events if e.kind is GaitEventKind.TOE_OFF]
+    strikes = [e.t_s for e in walk.events if e.kind is GaitEventKind.HEEL_STRIKE]
+    for toe_off, strike in zip(toe_offs, strikes, strict=False):
+        swing = (t > toe_off) & (t < strike)
+        peak_s = t[swing][np.argmax(swing_dps[swing])]
+        assert 250 < swing_dps[swing].max() < 400
+        assert 0.3 < (peak_s - toe_off) / (strike - toe_off) < 0.7
+        assert swing_dps[(t > strike) & (t < strike + 0.1)].min() < -50
+        late_stance = swing_dps[(t > toe_off - 0.1) & (t < toe_off)]
+        assert late_stance.max() < 0 and late_stance.min() < -150
+    assert -25 < tilt_deg.min() < -15 and 25 < tilt_deg.max() < 35
+
+
 def test_stops_are_still_and_gravity_only() -> None:
     walk = synthetic_walk(20.0, 100.0, stops=[(8.0, 12.0)], noise_dps=0.0, noise_mps2=0.0)
     inside = [s for s in walk.samples if 8.5 < s.t_s < 11.5]
