@@ -322,7 +322,9 @@ def _every(show: StatusCallback, n: int) -> StatusCallback:
 def _status_text(line: SessionStatusLine) -> str:
     output = " ".join(f"ch{ch} {ma:4.1f} mA" for ch, ma in line.output_ma.items())
     fault = f" [bold red]FAULT {line.latched[0].kind.value}[/]" if line.latched else ""
-    return f"t={line.t_s:6.1f} s  {line.phase.value:<11} {output}  steps {line.steps}{fault}"
+    paused = " [yellow]PAUSED[/]" if line.paused else ""
+    return (f"t={line.t_s:6.1f} s  {line.phase.value:<11} {output}  steps {line.steps}"
+            f"{paused}{fault}")
 
 
 def _print_summary(summary: SessionSummary, protocol: Protocol) -> None:

@@ -74,9 +74,6 @@ CREATE TABLE IF NOT EXISTS steps (
     session_id INTEGER NOT NULL, step INTEGER NOT NULL, start_s REAL NOT NULL,
     end_s REAL NOT NULL, heel_strike_s REAL, outcome TEXT NOT NULL, charge_uc REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS notes (
-    session_id INTEGER NOT NULL, t_s REAL, written_at TEXT NOT NULL, text TEXT NOT NULL
-);
 CREATE INDEX IF NOT EXISTS samples_by_session ON samples(session_id, t_s);
 """
 
@@ -179,11 +176,6 @@ class SessionRecord:
 
     def notice(self, t_s: float, kind: str, detail: str) -> None:
         self._pending["notices"].append((self.session_id, t_s, kind, detail))
-
-    def note(self, text: str, t_s: float | None = None) -> None:
-        row = (self.session_id, t_s, _now_iso(), text)
-        self.flush()
-        self._submit(lambda db: db.execute("INSERT INTO notes VALUES (?,?,?,?)", row))
 
     def tick(self) -> None:
         """Hand the buffered rows to the writer once enough wall time has passed."""

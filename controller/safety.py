@@ -226,10 +226,6 @@ class SafetySupervisor:
     def setting_ma(self, channel: int) -> float:
         return self._channels[channel].setting_ma
 
-    def window_ma(self, channel: int) -> tuple[float, float]:
-        limits = self._channels[channel].limits
-        return limits.amplitude_min_ma, limits.amplitude_max_ma
-
     @property
     def channels(self) -> tuple[int, ...]:
         return tuple(self._channels)

@@ -24,7 +24,6 @@ RESULT_OK = 0
 RESULT_TRANSFER_ERROR = -1
 RESULT_PARAMETER_ERROR = -2
 RESULT_WRONG_MODE = -3
-RESULT_BUSY = -8
 
 
 class DeviceMode(str, Enum):
@@ -106,11 +105,6 @@ class RehaStimModel:
         if now_s - self.last_heard_s > self.watchdog_s:
             self._stop_output(now_s, "device watchdog: controller silent")
             self.mode = DeviceMode.IDLE
-
-    def emergency_switch(self, now_s: float) -> None:
-        """The patient's hardware emergency switch: output off at once."""
-        self._stop_output(now_s, "emergency switch")
-        self.mode = DeviceMode.IDLE
 
     @property
     def is_delivering(self) -> bool:
