@@ -7,6 +7,7 @@ with the same code path as a session on hardware.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -47,20 +48,36 @@ class VirtualClock:
 
 
 class MonotonicClock:
-    """Real time for hardware sessions: ticks on a fixed grid of the monotonic clock."""
+    """Real time for hardware sessions.
 
-    def __init__(self, tick_s: float) -> None:
+    Without ``wake_up`` it ticks on a fixed grid of the monotonic clock, sleeping between
+    ticks. With ``wake_up`` (a sensor's ``wait_for_samples(timeout_s) -> bool``) the loop
+    is driven by the samples instead: a tick starts as soon as the sensor has new samples,
+    so a sample does not wait for the next grid point before the detector sees it; and at
+    the latest ``tick_s`` after the previous tick, so timers, keep-alives, the silence
+    check and the supervisor's loop-late watchdog still run when no sample comes.
+    """
+
+    def __init__(self, tick_s: float,
+                 wake_up: Callable[[float], bool] | None = None) -> None:
         self.tick_s = tick_s
-        self._next_s = time.monotonic()
+        self._wake_up = wake_up
+        self._last_tick_s = time.monotonic()
 
     def now(self) -> float:
         return time.monotonic()
 
     def next_tick(self) -> float:
-        self._next_s += self.tick_s
+        if self._wake_up is not None:
+            remaining_s = self._last_tick_s + self.tick_s - time.monotonic()
+            if remaining_s > 0:
+                self._wake_up(remaining_s)
+            self._last_tick_s = time.monotonic()
+            return self._last_tick_s
+        self._last_tick_s += self.tick_s
         now = time.monotonic()
-        if self._next_s > now:
-            time.sleep(self._next_s - now)
+        if self._last_tick_s > now:
+            time.sleep(self._last_tick_s - now)
         else:
-            self._next_s = now
+            self._last_tick_s = now
         return time.monotonic()

@@ -7,7 +7,9 @@ URLs.
 The clock follows the motion sensor, because the sensor's timestamps are the session's time:
 
 * ``serial://`` IMU: the driver stamps each sample with ``time.monotonic()``, so the
-  session runs on :class:`MonotonicClock` with a 10 ms tick.
+  session runs on :class:`MonotonicClock`, driven by the samples: a tick starts as soon
+  as the driver has a new sample (the detector sees it at once, not up to a tick later),
+  and at the latest 10 ms after the previous tick (:func:`sample_driven_clock`).
 * ``sim://`` and ``replay://`` IMU: a recording carries its own time base. Under
   ``fes run`` it is replayed in real time (the stimulator may be real, with real timeouts):
   a :class:`VirtualClock` on the recording's time, starting at its first sample, paced to
@@ -39,6 +41,7 @@ from controller.devices.base import (
     Stimulator,
 )
 from controller.devices.urls import DeviceUrlError, open_motion_sensor, open_stimulator
+from controller.devices.witmotion_imu import WitMotionImu
 from controller.record import SessionRecord
 from controller.session import GaitSession
 from protocols import Protocol, dump_protocol
@@ -88,9 +91,14 @@ def build_device_session(protocol: Protocol, stimulator_url: str, imu_url: str, 
     closing whatever was already open (a closed stimulator has been told to stop).
     """
     recorded = urlsplit(imu_url).scheme in ("sim", "replay")
-    clock: _RecordingClock | MonotonicClock = \
-        _RecordingClock(TICK_S) if recorded else MonotonicClock(TICK_S)
-    sensor = _opened(lambda: open_motion_sensor(imu_url, clock), imu_url)
+    clock: _RecordingClock | MonotonicClock
+    if recorded:
+        clock = _RecordingClock(TICK_S)
+        sensor = _opened(lambda: open_motion_sensor(imu_url, clock), imu_url)
+    else:  # a serial driver stamps samples itself; the clock it is opened with goes unused
+        sensor = _opened(lambda: open_motion_sensor(imu_url, MonotonicClock(TICK_S)), imu_url)
+        assert isinstance(sensor, WitMotionImu), "serial:// opens a WitMotion IMU"
+        clock = sample_driven_clock(sensor)
     try:
         stimulator = _ConnectedStimulator(
             _opened(lambda: open_stimulator(stimulator_url, clock), stimulator_url))
@@ -116,6 +124,12 @@ def build_device_session(protocol: Protocol, stimulator_url: str, imu_url: str, 
         sensor.close()
         raise
     return DeviceSession(session, start_s, end_s)
+
+
+def sample_driven_clock(imu: WitMotionImu) -> MonotonicClock:
+    """The clock of a session on a serial IMU: it ticks when ``imu`` has new samples, at
+    the latest every :data:`TICK_S`."""
+    return MonotonicClock(TICK_S, wake_up=imu.wait_for_samples)
 
 
 def _opened(open_device: Callable[[], T], url: str) -> T:

@@ -3,6 +3,9 @@
 A reader thread owns the port: it decodes packets with :mod:`controller.devices.witmotion`,
 groups acceleration (0x51), angular velocity (0x52) and, when the sensor sends it, angle
 (0x53) into one :class:`Sample`, and queues the samples for :meth:`WitMotionImu.read`.
+It also signals their arrival, so a control loop can wait in
+:meth:`WitMotionImu.wait_for_samples` and start its tick the moment a sample is there
+instead of finding it up to a tick later (see :class:`controller.clock.MonotonicClock`).
 
 Timestamps. The sensor's packets carry no sample counter (its 0x50 time packet is a
 real-time clock with millisecond steps, set by hand, and off by default), so the only clock
@@ -99,6 +102,9 @@ class WitMotionImu:
         self._assembler = SampleAssembler()
         self._samples: deque[Sample] = deque()
         self._lock = threading.Lock()
+        self._waiting = threading.Event()
+        """Set while samples, or a new error, wait for :meth:`read`; set and cleared with
+        the queue under ``_lock``, so a sample queued after a read always sets it again."""
         self._error: SensorError | None = None
         self._last_t_s = float("-inf")
         try:
@@ -113,11 +119,22 @@ class WitMotionImu:
 
     def read(self) -> list[Sample]:
         with self._lock:
+            self._waiting.clear()  # an error stays raised, but wakes a waiting loop once
             if self._error is not None:
                 raise self._error
             samples = list(self._samples)
             self._samples.clear()
         return samples
+
+    def wait_for_samples(self, timeout_s: float) -> bool:
+        """Block until :meth:`read` has something to return (samples, or the error it
+        will raise), at most ``timeout_s``; True if it has.
+
+        Returns at once if samples arrived since the last read, even before this call:
+        the signal is cleared only by :meth:`read`, together with the queue, so no
+        arrival between a read and the next wait is lost.
+        """
+        return self._waiting.wait(timeout_s)
 
     def close(self) -> None:
         port, self._serial = self._serial, None
@@ -176,8 +193,11 @@ class WitMotionImu:
                 for _ in range(overflow):
                     self._samples.popleft()
             self._samples.extend(samples)
+            if samples:
+                self._waiting.set()
 
     def _fail(self, error: SensorError) -> None:
         with self._lock:
             if self._error is None:
                 self._error = error
+                self._waiting.set()
