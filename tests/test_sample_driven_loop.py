@@ -1,0 +1,200 @@
+"""The sample-driven control loop on a serial IMU, against ``fes-sim`` on real pseudo-terminals.
+
+A session on a serial IMU ticks when the driver has new samples and at the latest one
+tick after the previous tick (:func:`controller.run.sample_driven_clock`). These tests
+check the three parts of that promise by counts and order, never by durations, so a busy
+machine slows them down without failing them: the driver's wake-up fires when samples
+arrive (and only then), a loop on it ticks per sample rather than on its grid, and a
+silent sensor still ends in ``sensor_silent`` at the first tick past the limit because
+the wake-up times out and the ticks keep coming.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from controller.clock import Clock, MonotonicClock
+from controller.devices.base import SensorError
+from controller.devices.urls import open_stimulator
+from controller.devices.witmotion_imu import WitMotionImu
+from controller.run import TICK_S, build_device_session, sample_driven_clock, supervised_session
+from controller.safety import FaultKind
+from controller.types import Sample
+from protocols import load_protocol
+from tests.sim_process import SimProcess, running_simulator, wait_for
+
+ROOT = Path(__file__).resolve().parents[1]
+GAIT = ROOT / "protocols" / "library" / "peroneal_gait_gyro.toml"
+WALK = ROOT / "simulator" / "data" / "walk1_2x20m_foot_imu.csv"
+WAIT_S = 2.0
+"""Longest wait for something that should come within milliseconds."""
+WIDE_TICK_S = 0.05
+"""A fallback five sample periods long at 100 Hz: the grid would read five per tick."""
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[SimProcess]:
+    with running_simulator(tmp_path, "--walk", str(WALK), "--init-interval", "0.05") as process:
+        yield process
+
+
+@pytest.fixture
+def imu(sim: SimProcess) -> Iterator[WitMotionImu]:
+    driver = WitMotionImu(sim.imu)
+    try:
+        yield driver
+    finally:
+        driver.close()
+
+
+def drain(imu: WitMotionImu) -> None:
+    """Read until nothing more arrives for a while (bytes in flight after a stall)."""
+    wait_for(lambda: not (imu.wait_for_samples(0.1) and imu.read()), WAIT_S)
+
+
+def test_the_wake_up_fires_on_new_samples_and_read_clears_it(imu: WitMotionImu,
+                                                             sim: SimProcess) -> None:
+    assert imu.wait_for_samples(WAIT_S)
+    assert imu.wait_for_samples(0.0), "waiting must not consume the wake-up; only read does"
+    assert imu.read()
+    assert imu.wait_for_samples(WAIT_S), "a sample after a read wakes the loop again"
+    assert imu.read()
+
+    sim.command("imu stall")
+    drain(imu)
+    assert not imu.wait_for_samples(0.05)
+    assert imu.read() == []
+
+    sim.command("imu ok")
+    assert imu.wait_for_samples(WAIT_S)
+    assert imu.read()
+
+
+def test_a_lost_port_wakes_the_loop_once(imu: WitMotionImu, sim: SimProcess) -> None:
+    sim.command("imu stall")
+    drain(imu)
+    sim.command("imu vanish")
+    assert imu.wait_for_samples(WAIT_S), "a waiting loop must hear of the lost port at once"
+    with pytest.raises(SensorError):
+        imu.read()
+    assert not imu.wait_for_samples(0.05), "a raised error must not keep the loop spinning"
+    with pytest.raises(SensorError):
+        imu.read()
+
+
+def batch_sizes(clock: Clock, imu: WitMotionImu, ticks: int) -> list[int]:
+    imu.read()
+    sizes = []
+    for _ in range(ticks):
+        clock.next_tick()
+        sizes.append(len(imu.read()))
+    return sizes
+
+
+def test_a_loop_on_the_wake_up_ticks_per_sample_not_on_its_grid(imu: WitMotionImu) -> None:
+    driven = batch_sizes(MonotonicClock(WIDE_TICK_S, wake_up=imu.wait_for_samples), imu, 60)
+    grid = batch_sizes(MonotonicClock(WIDE_TICK_S), imu, 20)
+
+    ticks_with_samples = sum(1 for size in driven if size)
+    assert sum(driven) / ticks_with_samples < 2.0, driven  # nominally one sample per tick
+    assert sum(grid) / len(grid) > 3.5, grid  # nominally five: the measure can tell them apart
+
+
+def test_fes_run_wires_the_sample_driven_clock(tmp_path: Path) -> None:
+    """At 200 Hz a 10 ms grid would tick once per two samples; the session ticks per sample."""
+    with running_simulator(tmp_path, "--walk", str(WALK), "--init-interval", "0.05",
+                           "--imu-rate", "200") as sim:
+        device_session = build_device_session(
+            load_protocol(GAIT), f"serial://{sim.stimulator}", f"serial://{sim.imu}",
+            tmp_path / "run.sqlite", duration_s=1.0)
+        session = device_session.session
+        ticks = 0
+        try:
+            session.start()
+            while session.step():
+                ticks += 1
+        finally:
+            summary = session.finish()
+    assert summary.samples > 100
+    assert ticks > 0.75 * summary.samples, (ticks, summary.samples)
+
+
+@dataclass
+class Tick:
+    t_s: float
+    read: int
+    last_sample_s: float | None
+    silent: bool
+
+
+class WatchedSensor:
+    """Passes the IMU through and notes what each tick read."""
+
+    def __init__(self, imu: WitMotionImu) -> None:
+        self.imu = imu
+        self.last_read = 0
+        self.last_sample_s: float | None = None
+
+    def read(self) -> list[Sample]:
+        samples = self.imu.read()
+        self.last_read = len(samples)
+        if samples:
+            self.last_sample_s = samples[-1].t_s
+        return samples
+
+    def close(self) -> None:
+        self.imu.close()
+
+
+def test_silence_latches_sensor_silent_at_the_first_tick_past_the_limit(
+        imu: WitMotionImu, sim: SimProcess, tmp_path: Path) -> None:
+    protocol = load_protocol(GAIT)
+    sensor = WatchedSensor(imu)
+    clock = sample_driven_clock(imu)
+    session = supervised_session(protocol, sensor, open_stimulator("sim://", clock), clock,
+                                 tmp_path / "silence.sqlite", sensor_name=sim.imu,
+                                 stimulator_name="sim://")
+    ticks: list[Tick] = []
+    streaming = threading.Event()
+
+    def loop() -> None:
+        try:
+            session.start()
+            while session.step():
+                silent = any(f.kind is FaultKind.SENSOR_SILENT for f in session.supervisor.faults)
+                ticks.append(Tick(session.status_line().t_s, sensor.last_read,
+                                  sensor.last_sample_s, silent))
+                if len(ticks) == 50:
+                    streaming.set()
+                if silent or len(ticks) > 10_000:
+                    return
+        finally:
+            session.finish()
+
+    runner = threading.Thread(target=loop, name="session")
+    runner.start()
+    try:
+        assert streaming.wait(WAIT_S * 5)
+        sim.command("imu stall")
+    finally:
+        runner.join(timeout=30.0)
+    assert not runner.is_alive()
+
+    assert ticks[-1].silent, "the session ended without noticing the silence"
+    fault_index = next(i for i, tick in enumerate(ticks) if tick.silent)
+    last_read_index = max(i for i, tick in enumerate(ticks) if tick.read)
+    last_sample_s = ticks[last_read_index].last_sample_s
+    assert last_sample_s is not None
+    limit_s = protocol.safety.sensor_silent_s
+    timer_ticks = ticks[last_read_index + 1:fault_index + 1]
+    # the wake-up timed out again and again: ticks kept coming with nothing to read ...
+    assert len(timer_ticks) >= limit_s / TICK_S / 2, len(timer_ticks)
+    # ... and the first of them past the limit latched the fault
+    past_limit = next(i for i, tick in enumerate(ticks)
+                      if i > last_read_index and tick.t_s - last_sample_s > limit_s)
+    assert past_limit == fault_index
