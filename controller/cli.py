@@ -73,8 +73,6 @@ def _parser() -> argparse.ArgumentParser:
 
     simulate = commands.add_parser(
         "simulate", help="run a supervised gait session on the built-in simulator")
-    simulate.add_argument("--protocol", type=Path, default=DEFAULT_PROTOCOL,
-                          help="protocol TOML (default: the bundled peroneal gait protocol)")
     simulate.add_argument("--data", type=Path, default=BUNDLED_WALK,
                           help="recorded walk, *_foot_imu.csv (default: the bundled walk)")
     simulate.add_argument("--synthetic", choices=("foot", "shank"),
@@ -84,18 +82,11 @@ def _parser() -> argparse.ArgumentParser:
                           help="cadence of the synthetic walk (default: 105)")
     simulate.add_argument("--foot", choices=("left", "right"),
                           help="which foot of the recording (default: the protocol's leg)")
-    simulate.add_argument("--duration", type=float, metavar="S",
-                          help="stop after S seconds (default: protocol or end of the data)")
     simulate.add_argument("--realtime", action="store_true",
                           help="pace the session to the wall clock instead of running fast")
     simulate.add_argument("--inject", action="append", default=[], metavar="KIND@T[+D]",
                           help="inject a sensor fault, e.g. silent@12 or frozen@8+2")
-    simulate.add_argument("--db", type=Path, default=None,
-                          help=f"session record (default: {default_db_path()})")
-    simulate.add_argument("--patient", help="pseudonymous patient id for the record")
-    simulate.add_argument("--calibration", type=Path, metavar="FILE",
-                        help="gait calibration from fes calibrate (default: calibrate on the "
-                        "first steps)")
+    _add_session_options(simulate, duration_default="protocol or end of the data")
     simulate.set_defaults(handler=_simulate)
 
     protocol = commands.add_parser("protocol", help="check or list protocols")
@@ -127,6 +118,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_session_options(parser: argparse.ArgumentParser, duration_default: str) -> None:
+    """What every supervised session takes, whatever its devices."""
+    parser.add_argument("--protocol", type=Path, default=DEFAULT_PROTOCOL,
+                        help="protocol TOML (default: the bundled peroneal gait protocol)")
+    parser.add_argument("--duration", type=float, metavar="S",
+                        help=f"stop after S seconds (default: {duration_default})")
+    parser.add_argument("--calibration", type=Path, metavar="FILE",
+                        help="gait calibration from fes calibrate (default: calibrate on the "
+                        "first steps)")
+    parser.add_argument("--db", type=Path, default=None,
+                        help=f"session record (default: {default_db_path()})")
+    parser.add_argument("--patient", help="pseudonymous patient id for the record")
+
+
 # -- fes run -----------------------------------------------------------------------------
 
 def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -137,16 +142,7 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     run.add_argument("--imu", required=True, metavar="URL",
                      help="serial://PORT[?baud=N] (WitMotion), sim:// or "
                           "replay://FILE[?foot=left|right] (replayed in real time)")
-    run.add_argument("--protocol", type=Path, default=DEFAULT_PROTOCOL,
-                     help="protocol TOML (default: the bundled peroneal gait protocol)")
-    run.add_argument("--duration", type=float, metavar="S",
-                     help="stop after S seconds (default: the protocol's duration)")
-    run.add_argument("--db", type=Path, default=None,
-                     help=f"session record (default: {default_db_path()})")
-    run.add_argument("--patient", help="pseudonymous patient id for the record")
-    run.add_argument("--calibration", type=Path, metavar="FILE",
-                        help="gait calibration from fes calibrate (default: calibrate on the "
-                        "first steps)")
+    _add_session_options(run, duration_default="the protocol's duration")
     run.set_defaults(handler=_run)
 
 
