@@ -198,14 +198,18 @@ class RehaStim2:
             raise error
 
     def emergency_stop(self) -> None:
-        """Write StopChannelListMode without waiting for anything: the exit-path stop."""
+        """Write StopChannelListMode without waiting for anything: the exit-path stop.
+
+        No ``flush()``: on a serial port that is ``tcdrain``, which waits for the other
+        end to take the bytes and can block an exit path for good. ``write`` hands the
+        bytes to the kernel, which sends them after the process is gone.
+        """
         port = self._serial
         if port is None:
             return
         locked = self._write_lock.acquire(timeout=0.05)
         try:
             port.write(sm.encode(sm.StopChannelListMode(), self._number))
-            port.flush()
         except PORT_ERRORS:
             pass
         finally:

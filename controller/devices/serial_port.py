@@ -32,10 +32,16 @@ class SerialPort(Protocol):
     def close(self) -> None: ...
 
 
+WRITE_TIMEOUT_S = 0.1
+"""A write that the other end does not take within this raises instead of blocking the
+control loop (or an exit path) for good."""
+
+
 def open_port(url: str, baud: int, parity: str, poll_s: float) -> SerialPort:
     """Open ``url`` 8 data bits, 1 stop bit; raises pyserial's errors or OSError."""
     port = serial.serial_for_url(url, baudrate=baud, bytesize=serial.EIGHTBITS,
-                                 parity=parity, stopbits=serial.STOPBITS_ONE, timeout=poll_s)
+                                 parity=parity, stopbits=serial.STOPBITS_ONE, timeout=poll_s,
+                                 write_timeout=WRITE_TIMEOUT_S)
     return cast(SerialPort, port)
 
 
