@@ -22,6 +22,8 @@ from controller.safety import Fault, FaultKind, SafetySupervisor
 from controller.types import Sample
 from protocols.schema import Protocol
 
+_STANCE = GaitPhase.STANCE.value
+
 
 class SessionStatus(str, Enum):
     RUNNING = "running"
@@ -82,7 +84,8 @@ class GaitSession:
         self._start_s: float | None = None
         self._now_s = clock.now()
         self._samples = 0
-        self._phase = self.machine.phase
+        self._phase = self.machine.state
+        """The phase last written to the record (the machine's state name)."""
         self._armed = True
         """False after a reset or resume until the leg is back in stance."""
         self._paused = False
@@ -239,16 +242,16 @@ class GaitSession:
             self._note_phase(event.detected_at_s)
 
     def _note_phase(self, t_s: float) -> None:
-        if self.machine.state == self._phase.value:
+        phase = self.machine.state
+        if phase == self._phase:
             return
-        phase = self.machine.phase
-        if self._phase is GaitPhase.STANCE:
+        if self._phase == _STANCE:
             self._charge_at_step_start = self._total_charge()
         self._phase = phase
-        self.record.phase(t_s, phase.value)
+        self.record.phase(t_s, phase)
 
     def _request_output(self, now: float) -> None:
-        if self.machine.state == GaitPhase.STANCE.value:
+        if self.machine.state == _STANCE:
             self._armed = True
         on = self.machine.wants_stimulation and self._armed and not self._paused
         if on is not self._requested_on or self.supervisor.latched:
