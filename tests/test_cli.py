@@ -112,3 +112,20 @@ def test_a_saved_calibration_lets_the_first_steps_be_stimulated(tmp_path: Path) 
             db, "SELECT count(*) FROM steps WHERE outcome = 'completed' AND charge_uc = 0")[0][0]
     assert unstimulated["saved"] == 0
     assert unstimulated["self"] > 0, "self-calibration spends the first steps"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (("time_s,right_acc_x,right_acc_y,right_acc_z,right_gyr_x,right_gyr_y,right_gyr_z\n"
+     "0,0,0,9.8,0,0,0\n0.01,0,0,9.8,0,0,0\n"), "it holds the right foot (choose with --foot)"),
+    (("time_s,left_acc_x,left_acc_y,left_acc_z,left_gyr_x,left_gyr_y,left_gyr_z\n"
+     "0,0,0,nine,0,0,0\n"), "a value is not a number"),
+    ("", "no left-foot IMU data"),
+])
+def test_a_recording_that_cannot_be_used_is_refused_with_the_reason(
+        text: str, message: str, tmp_path: Path) -> None:
+    data = tmp_path / "walk_foot_imu.csv"
+    data.write_text(text)
+    result = fes("simulate", "--data", str(data), "--db", str(tmp_path / "r.sqlite"))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

@@ -67,23 +67,25 @@ def feet_in(path: Path) -> list[str]:
 def load_recording(path: Path, foot: str = "left") -> Recording:
     """Load one foot of ``*_foot_imu.csv`` plus its reference events, if the file exists."""
     path = Path(path)
+    wanted = ["time_s", *(f"{foot}_acc_{a}" for a in "xyz"), *(f"{foot}_gyr_{a}" for a in "xyz")]
     try:
         with path.open(newline="") as handle:
-            header = next(csv.reader(handle))
-            columns = [
-                header.index(name)
-                for name in ["time_s"]
-                + [f"{foot}_acc_{axis}" for axis in "xyz"]
-                + [f"{foot}_gyr_{axis}" for axis in "xyz"]
-            ]
-            data = np.loadtxt(handle, delimiter=",", usecols=columns, ndmin=2)
-    except (OSError, StopIteration) as exc:
+            header = next(csv.reader(handle), [])
+            missing = [name for name in wanted if name not in header]
+            if missing:
+                present = feet_in(path)
+                hint = f"; it holds the {' and '.join(present)} foot (choose with --foot)" \
+                    if present else ""
+                raise RecordingFormatError(f"{path}: no {foot}-foot IMU data (missing "
+                                           f"{', '.join(missing)}){hint}")
+            data = np.loadtxt(handle, delimiter=",", ndmin=2,
+                              usecols=[header.index(name) for name in wanted])
+    except (OSError, UnicodeDecodeError) as exc:
         raise RecordingFormatError(f"{path}: cannot read recording ({exc})") from exc
     except ValueError as exc:
-        raise RecordingFormatError(
-            f"{path}: not a {foot}-foot IMU recording (need time_s, {foot}_acc_x..z, "
-            f"{foot}_gyr_x..z): {exc}"
-        ) from exc
+        if isinstance(exc, RecordingFormatError):
+            raise
+        raise RecordingFormatError(f"{path}: a value is not a number ({exc})") from exc
     if len(data) < 2:
         raise RecordingFormatError(f"{path}: fewer than two samples")
     name = path.name.removesuffix(IMU_SUFFIX)
