@@ -266,9 +266,12 @@ def _simulate(args: argparse.Namespace) -> int:
         samples = recorded_walk(args.data, foot)
         source = f"{args.data.name} ({foot} foot)"
     db_path = args.db or default_db_path()
-    rig = build_simulated_session(protocol, samples, db_path, source=f"sim://{source}",
-                                  duration_s=args.duration, realtime=args.realtime,
-                                  patient=args.patient, calibration=_calibration(args))
+    try:
+        rig = build_simulated_session(protocol, samples, db_path, source=f"sim://{source}",
+                                      duration_s=args.duration, realtime=args.realtime,
+                                      patient=args.patient, calibration=_calibration(args))
+    except ValueError as exc:
+        raise InputError(f"{source}: {exc}") from None
     for fault, at_s, duration_s in injections:
         rig.motion.inject(fault, at_s, duration_s)
     console.print(f"[bold]{protocol.name}[/] on {source}, simulated "

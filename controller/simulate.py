@@ -23,6 +23,11 @@ BUNDLED_WALK = Path(__file__).resolve().parent.parent / "simulator" / "data" / \
     "walk1_2x20m_foot_imu.csv"
 
 
+MIN_RATE_HZ = 50.0
+"""The slowest stream the gait detector is built for; slower ticks would also trip the
+50 ms loop-late watchdog."""
+
+
 @dataclass
 class SimulatedRig:
     """A session plus handles on the simulated hardware, for fault injection and checks."""
@@ -53,7 +58,13 @@ def build_simulated_session(protocol: Protocol, samples: list[Sample], db_path: 
                             source: str, duration_s: float | None = None,
                             realtime: bool = False, patient: str | None = None,
                             calibration: GaitCalibration | None = None) -> SimulatedRig:
-    rate_hz = (len(samples) - 1) / (samples[-1].t_s - samples[0].t_s)
+    span_s = samples[-1].t_s - samples[0].t_s
+    if not span_s > 0:
+        raise ValueError("the walk's timestamps do not increase")
+    rate_hz = (len(samples) - 1) / span_s
+    if not rate_hz >= MIN_RATE_HZ:
+        raise ValueError(f"the walk is sampled at {rate_hz:.1f} Hz; the controller needs at "
+                         f"least {MIN_RATE_HZ:g} Hz (one sample per control tick)")
     clock = VirtualClock(1.0 / rate_hz, start_s=samples[0].t_s, realtime=realtime)
     motion = SimulatedMotion(samples, clock)
     stimulator = InMemoryStimulator(clock.now)

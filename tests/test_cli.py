@@ -120,6 +120,10 @@ def test_a_saved_calibration_lets_the_first_steps_be_stimulated(tmp_path: Path) 
     (("time_s,left_acc_x,left_acc_y,left_acc_z,left_gyr_x,left_gyr_y,left_gyr_z\n"
      "0,0,0,nine,0,0,0\n"), "a value is not a number"),
     ("", "no left-foot IMU data"),
+    ("time_s,left_acc_x,left_acc_y,left_acc_z,left_gyr_x,left_gyr_y,left_gyr_z\n"
+     + "".join(f"{k / 10},0,0,9.8,0,0,0\n" for k in range(50)), "needs at least 50 Hz"),
+    (("time_s,left_acc_x,left_acc_y,left_acc_z,left_gyr_x,left_gyr_y,left_gyr_z\n"
+     "1,0,0,9.8,0,0,0\n1,0,0,9.8,0,0,0\n"), "timestamps do not increase"),
 ])
 def test_a_recording_that_cannot_be_used_is_refused_with_the_reason(
         text: str, message: str, tmp_path: Path) -> None:
