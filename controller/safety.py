@@ -259,12 +259,18 @@ class SafetySupervisor:
     # -- inputs ----------------------------------------------------------------------
 
     def request(self, now_s: float, channel: int, intensity: float) -> None:
-        """Ask for ``intensity`` (0..1) of the channel's current setting, ramped."""
+        """Ask for ``intensity`` (0..1) of the channel's current setting, ramped.
+
+        While a fault is latched a request is checked but not kept: nothing asked for
+        during a fault may come out after the reset.
+        """
         state = self._channels.get(channel)
         if state is None or not 0.0 <= intensity <= 1.0:
             self.fault(FaultKind.LIMIT_REJECTED, now_s,
                        f"request channel {channel} intensity {intensity} outside 0..1 "
                        f"on channels {sorted(self._channels)}")
+            return
+        if self._faults:
             return
         state.target_ma = intensity * state.setting_ma
         if state.target_ma == 0.0:
@@ -368,6 +374,7 @@ class SafetySupervisor:
         self._faults.clear()
         for state in self._channels.values():
             state.blocked = False
+            state.target_ma = 0.0
         if not self._stimulator_configured:
             self._bring_up_stimulator(now_s)
         return [f"{f.kind.value}: {f.detail}" for f in self._faults]

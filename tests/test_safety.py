@@ -314,3 +314,14 @@ def test_no_burst_outlasts_the_max_and_duty_stays_bounded(script: list[tuple[boo
         else:
             burst_start = None
     assert on_time <= 0.5 * max(rig.now, 60.0) + 0.05
+
+
+def test_requests_made_while_latched_do_not_come_out_after_the_reset() -> None:
+    rig = Rig()
+    rig.run(0.2, intensity=1.0)
+    rig.supervisor.emergency_stop(rig.now, "test")
+    rig.run(0.2, intensity=1.0)
+    assert rig.supervisor.reset(rig.now) == []
+    rig.run(0.5)
+    assert rig.supervisor.output_ma(1) == 0.0, "only a request after the reset turns it on"
+    assert rig.device_ma() == 0
