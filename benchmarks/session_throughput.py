@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from controller.devices.recording import load_recording
-from controller.simulate import BUNDLED_WALK, build_simulated_session
+from controller.simulate import build_simulated_session
 from controller.types import Sample
 from protocols import load_protocol
 from protocols.loader import LIBRARY
+from simulator import BUNDLED_WALK
 
 
 def long_walk(minutes: float, rate_hz: float) -> list[Sample]:

@@ -31,7 +31,6 @@ from controller.devices.urls import DeviceUrlError, open_motion_sensor
 from controller.record import default_db_path
 from controller.session import GaitSession, SessionStatusLine, SessionSummary
 from controller.simulate import (
-    BUNDLED_WALK,
     build_simulated_session,
     parse_injection,
     recorded_walk,
@@ -39,6 +38,7 @@ from controller.simulate import (
 from controller.types import Sample
 from protocols import Protocol, ProtocolError, load_protocol
 from protocols.loader import LIBRARY, library_protocols
+from simulator import BUNDLED_WALK
 from simulator.synthetic import synthetic_walk
 
 EXIT_OK, EXIT_FAULT, EXIT_BAD_INPUT = 0, 1, 2

@@ -19,10 +19,6 @@ from protocols import Protocol
 from simulator.inmemory import InMemoryStimulator
 from simulator.motion import MotionFault, SimulatedMotion
 
-BUNDLED_WALK = Path(__file__).resolve().parent.parent / "simulator" / "data" / \
-    "walk1_2x20m_foot_imu.csv"
-
-
 MIN_RATE_HZ = 50.0
 """The slowest stream the gait detector is built for; slower ticks would also trip the
 50 ms loop-late watchdog."""

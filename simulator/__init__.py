@@ -3,3 +3,8 @@
 Runs in-process (tests, ``fes simulate``) or as a separate process on pseudo-terminals
 (``fes-sim``).
 """
+
+from pathlib import Path
+
+BUNDLED_WALK = Path(__file__).resolve().parent / "data" / "walk1_2x20m_foot_imu.csv"
+"""The short recorded walk shipped with the project: the default input of every demo."""

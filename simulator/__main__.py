@@ -30,6 +30,7 @@ from types import FrameType
 from typing import TextIO
 
 from controller.devices import sciencemode as sm
+from simulator import BUNDLED_WALK
 from simulator.pty_control import CommandError, Rig, apply, split_schedule
 from simulator.pty_imu import ImuStream, load_walk
 from simulator.pty_port import PtyPort
@@ -39,7 +40,6 @@ from simulator.rehastim_model import RehaStimModel
 MAX_WAIT_S = 0.005
 SHARED_WALK = Path(__file__).resolve().parents[2] / "shared" / "data" / "gait" / \
     "walk1_2x20m_foot_imu.csv"
-BUNDLED_WALK = Path(__file__).resolve().parent / "data" / "walk1_2x20m_foot_imu.csv"
 
 
 def _parser() -> argparse.ArgumentParser:

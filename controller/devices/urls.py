@@ -18,9 +18,6 @@ from controller.clock import Clock
 from controller.devices.base import MotionSensor, Stimulator
 from controller.devices.recording import load_recording
 
-SIM_WALK = Path(__file__).resolve().parents[2] / "simulator" / "data" / \
-    "walk1_2x20m_foot_imu.csv"
-
 
 class DeviceUrlError(ValueError):
     """A device URL we cannot open: the message names the URL and what would work."""
@@ -59,9 +56,10 @@ def open_motion_sensor(url: str, clock: Clock) -> MotionSensor:
 
         return WitMotionImu(path, baud=_baud(url, query, DEFAULT_BAUD))
     if scheme in ("sim", "replay"):
+        from simulator import BUNDLED_WALK
         from simulator.motion import SimulatedMotion
 
-        walk = Path(path) if scheme == "replay" else SIM_WALK
+        walk = Path(path) if scheme == "replay" else BUNDLED_WALK
         return SimulatedMotion(load_recording(walk, query.get("foot", "left")).samples(), clock)
     raise DeviceUrlError(
         f"{url}: a motion sensor URL is serial://PORT[?baud=N], sim:// or replay://FILE")
