@@ -27,6 +27,10 @@ class MotionFault(str, Enum):
     """The sensor's port disappears: reading raises, as a serial driver does."""
 
 
+_TIME_SHIFT_S = {MotionFault.TIME_BACKWARDS: -0.5, MotionFault.TIME_JUMP: +0.5}
+"""One sample of such an injection carries a timestamp off by this much."""
+
+
 @dataclass(frozen=True)
 class Injection:
     fault: MotionFault
@@ -92,11 +96,9 @@ class SimulatedMotion:
         if MotionFault.IMPLAUSIBLE in active:
             return replace(sample, gyro_dps=(sample.gyro_dps[0], 5000.0, sample.gyro_dps[2]))
         for injection in self._injections:
-            if injection.covers(sample.t_s) and id(injection) not in self._shifted:
-                if injection.fault is MotionFault.TIME_BACKWARDS:
-                    self._shifted.add(id(injection))
-                    return replace(sample, t_s=sample.t_s - 0.5)
-                if injection.fault is MotionFault.TIME_JUMP:
-                    self._shifted.add(id(injection))
-                    return replace(sample, t_s=sample.t_s + 0.5)
+            shift_s = _TIME_SHIFT_S.get(injection.fault)
+            if shift_s is not None and injection.covers(sample.t_s) and \
+                    id(injection) not in self._shifted:
+                self._shifted.add(id(injection))
+                return replace(sample, t_s=sample.t_s + shift_s)
         return sample
