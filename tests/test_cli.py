@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -59,13 +60,21 @@ def test_bad_input_exits_2_with_a_message_not_a_traceback(args: list[str],
     assert "Traceback" not in result.stderr
 
 
+def recorded_samples(db: Path) -> int:
+    """Samples a running session has committed so far (0 while its file is still being made)."""
+    try:
+        return int(read_rows(db, "SELECT count(*) FROM samples")[0][0])
+    except sqlite3.OperationalError:
+        return 0
+
+
 def test_ctrl_c_is_an_emergency_stop_and_the_record_says_so(tmp_path: Path) -> None:
     db = tmp_path / "record.sqlite"
     process = subprocess.Popen([*FES, "simulate", "--realtime", "--db", str(db)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
-        while not (db.exists() and read_rows(db, "SELECT count(*) FROM samples")[0][0] > 200):
+        while recorded_samples(db) <= 200:
             assert process.poll() is None, process.stderr.read() if process.stderr else ""
             assert time.monotonic() < deadline, "the session never started recording"
             time.sleep(0.05)
