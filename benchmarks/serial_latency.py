@@ -10,23 +10,23 @@ each sample and the RehaStim 2 driver answers it at once with a current that enc
 sample number (mod 60), so every command names the sample that caused it. No detector, no
 supervisor: what both serial lines, both drivers and the kernel add to a tick.
 
-**Full session.** The real :class:`~controller.session.GaitSession` (the serial drivers,
+**Full session.** The real :class:`~controller.session.Session` (the serial drivers,
 the timed-cadence detector, the phase machine, the safety supervisor and the SQLite
 record) runs on the same kind of stream, once on the old fixed 10 ms polling clock and
 once on the sample-driven clock ``fes run`` uses
-(:func:`controller.run.sample_driven_clock`). Supervisor commands are amplitudes, so
+(:func:`controller.assembly.hardware.sample_driven_clock`). Supervisor commands are
+amplitudes, so
 they cannot carry a sample number; they are matched instead:
 
 * The sample's number is in the gyro values (x: number mod 600, y: number // 600 mod 100,
   unique for 60,000 samples, longer than a run), which the cadence trigger ignores.
-* A pass-through sensor notes the newest sample of each ``read`` (none if the read found
-  nothing); a pass-through stimulator notes, for every ``update`` the supervisor makes,
-  that sample and the currents the driver will send (rounded down to the device's 2 mA
-  step). A tick reads once and then updates at most once, so the note is the newest
-  sample the sending tick consumed: the last one its command could have reacted to.
-* The RehaStim 2 driver writes an update exactly when its rounded currents differ from
-  the last ones written, so the notes with changed currents, in order, are the commands
-  ``fes-sim`` heard, in order. The script checks this pairing (same count, same currents
+* An observer of the session notes the newest sample of each tick (none if the tick read
+  nothing) and, for every command the supervisor sends, that sample and the currents (in
+  the device's 2 mA steps, as the supervisor sends them). A tick reads once and then
+  commands at most once, so the note is the newest sample the sending tick consumed: the
+  last one its command could have reacted to.
+* The supervisor sends a command exactly when its quantised currents change, so the notes,
+  in order, are the commands ``fes-sim`` heard, in order. The script checks this pairing (same count, same currents
   in every pair) and prints no figure if it does not hold.
 * A command's latency is from the write of that sample to the command being heard. A tick
   reads each sample only once, so each matched sample has one command.
@@ -74,13 +74,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from controller.assembly.build import build_session
+from controller.assembly.hardware import TICK_S, sample_driven_clock
 from controller.clock import Clock, MonotonicClock
-from controller.devices import sciencemode as sm
 from controller.devices.base import ChannelSetup
 from controller.devices.rehastim2 import RehaStim2
 from controller.devices.witmotion_imu import WitMotionImu
-from controller.run import TICK_S, sample_driven_clock, supervised_session
-from controller.types import Sample
+from controller.observe import SessionObserver
+from controller.runner import SessionRunner
+from controller.types import Fault, Sample
 from protocols import parse_protocol
 from tests.sim_process import running_simulator
 
@@ -211,24 +213,7 @@ def measure_transport(folder: Path, samples: int, rate_hz: float) -> list[float]
     return transport_latencies_s(trace)
 
 
-# -- full session: the real GaitSession on the serial drivers -------------------------------
-
-class NumberedSensor:
-    """The session's sensor, passed through; notes the newest sample of the latest read."""
-
-    def __init__(self, imu: WitMotionImu) -> None:
-        self.imu = imu
-        self.fresh_code: int | None = None
-        """None when the latest read (this tick's) found no new sample."""
-
-    def read(self) -> list[Sample]:
-        samples = self.imu.read()
-        self.fresh_code = sample_code(samples[-1]) if samples else None
-        return samples
-
-    def close(self) -> None:
-        self.imu.close()
-
+# -- full session: the real session on the serial drivers -----------------------------------
 
 @dataclass
 class Note:
@@ -238,40 +223,44 @@ class Note:
 
 
 @dataclass
-class TaggedStimulator:
-    """The session's stimulator, passed through; notes every update the driver will write
-    (its currents changed after rounding) with the newest sample its tick read."""
+class LatencyProbe(SessionObserver):
+    """Notes every command with the newest sample its tick read, and ends the session once
+    enough distinct samples were answered (or at its first fault: no figure then)."""
 
-    device: RehaStim2
-    sensor: NumberedSensor
+    wanted_codes: int
+    runner: SessionRunner | None = None
     notes: list[Note] = field(default_factory=list)
     codes: set[int] = field(default_factory=set)
-    _channels: tuple[int, ...] = ()
+    _fresh_code: int | None = None
 
-    def connect(self) -> None:
-        self.device.connect()
+    def on_sample(self, sample: Sample) -> None:
+        self._fresh_code = sample_code(sample)
 
-    def configure(self, channels: Sequence[ChannelSetup], frequency_hz: float) -> None:
-        self._channels = tuple(sorted(setup.channel for setup in channels))
-        self.device.configure(channels, frequency_hz)
+    def on_command(self, t_s: float, amplitudes_ma: Mapping[int, float]) -> None:
+        currents = tuple(round(amplitudes_ma[ch]) for ch in sorted(amplitudes_ma))
+        self.notes.append(Note(currents, self._fresh_code))
+        if self._fresh_code is not None:
+            self.codes.add(self._fresh_code)
 
-    def update(self, amplitudes_ma: Mapping[int, float]) -> None:
-        currents = tuple(sm.current_code_ma(amplitudes_ma.get(ch, 0.0)) for ch in self._channels)
-        changed = not self.notes or currents != self.notes[-1].currents_ma
-        if changed:
-            self.notes.append(Note(currents, self.sensor.fresh_code))
-            if self.sensor.fresh_code is not None:
-                self.codes.add(self.sensor.fresh_code)
-        self.device.update(amplitudes_ma)
+    def on_fault(self, fault: Fault) -> None:
+        self._stop("fault")
 
-    def check(self) -> None:
-        self.device.check()
+    def on_tick(self, t_s: float) -> None:
+        self._fresh_code = None
+        if len(self.codes) >= self.wanted_codes:
+            self._stop("benchmark")
 
-    def stop(self) -> None:
-        self.device.stop()
+    def _stop(self, source: str) -> None:
+        assert self.runner is not None
+        self.runner.stop(source)
 
-    def close(self) -> None:
-        self.device.close()
+
+class TickCounter(SessionObserver):
+    def __init__(self) -> None:
+        self.count = 0
+
+    def on_tick(self, t_s: float) -> None:
+        self.count += 1
 
 
 class UnsoundMatch(Exception):
@@ -317,23 +306,20 @@ def measure_session(folder: Path, samples: int, rate_hz: float, sample_driven: b
     with running_simulator(folder, "--walk", str(walk), "--imu-rate", str(rate_hz),
                            "--trace", str(trace), *SESSION_SIM_ARGS) as sim:
         imu = WitMotionImu(sim.imu, rate_hz=rate_hz)
-        sensor = NumberedSensor(imu)
-        stimulator = TaggedStimulator(RehaStim2(sim.stimulator), sensor)
         clock: Clock = sample_driven_clock(imu) if sample_driven else MonotonicClock(TICK_S)
-        session = supervised_session(protocol, sensor, stimulator, clock,
-                                     folder / f"{name}.sqlite", sensor_name=sim.imu,
-                                     stimulator_name=sim.stimulator)
-        ticks = 0
+        probe = LatencyProbe(samples + WARMUP_SAMPLES)
+        ticks = TickCounter()
         try:
-            session.start()
-            while len(stimulator.codes) < samples + WARMUP_SAMPLES and session.step():
-                ticks += 1
+            session = build_session(protocol, imu, RehaStim2(sim.stimulator), clock,
+                                    folder / f"{name}.sqlite", sensor_name=sim.imu,
+                                    stimulator_name=sim.stimulator, observers=[probe, ticks])
+            probe.runner = SessionRunner(session, watchdog_s=protocol.safety_config().loop_late_s)
+            summary = probe.runner.run()
         finally:
-            summary = session.finish()
-            sensor.close()
+            imu.close()
     if summary.faults:
         raise UnsoundMatch(f"the session faulted: {summary.faults}")
-    return session_latencies_s(trace, stimulator.notes), ticks
+    return session_latencies_s(trace, probe.notes), ticks.count
 
 
 def read_trace(trace: Path) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -18,6 +19,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from controller.assembly.simulated import (
+    build_simulated_session,
+    parse_injection,
+    recorded_walk,
+)
+from controller.assembly.urls import DeviceUrlError, open_motion_sensor
 from controller.clock import MonotonicClock
 from controller.detect.calibration import CalibrationError, GaitCalibration, calibrate
 from controller.detect.calibration_file import (
@@ -27,15 +34,11 @@ from controller.detect.calibration_file import (
 )
 from controller.devices.base import DeviceError
 from controller.devices.recording import RecordingFormatError
-from controller.devices.urls import DeviceUrlError, open_motion_sensor
 from controller.record import default_db_path
-from controller.session import GaitSession, SessionStatusLine, SessionSummary
-from controller.simulate import (
-    build_simulated_session,
-    parse_injection,
-    recorded_walk,
-)
-from controller.types import Sample
+from controller.runner import SessionRunner
+from controller.terminal_keys import HELP as KEYS_HELP
+from controller.terminal_keys import TerminalKeys
+from controller.types import Sample, SessionSummary, StatusLine
 from protocols import Protocol, ProtocolError, load_protocol
 from protocols.loader import LIBRARY, library_protocols
 from simulator import BUNDLED_WALK
@@ -43,8 +46,9 @@ from simulator.synthetic import synthetic_walk
 
 EXIT_OK, EXIT_FAULT, EXIT_BAD_INPUT = 0, 1, 2
 DEFAULT_PROTOCOL = LIBRARY / "peroneal_gait_gyro.toml"
-
-StatusCallback = Callable[[SessionStatusLine], None]
+STUCK_LOOP_GRACE_S = 2.0
+"""After an emergency stop, how long the command line waits for a stuck control loop to
+finish its record before it exits anyway (output was stopped at once)."""
 
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
@@ -147,7 +151,7 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def _run(args: argparse.Namespace) -> int:
-    from controller.run import DeviceOpenError, build_device_session
+    from controller.assembly.hardware import DeviceOpenError, build_device_session
 
     protocol = load_protocol(args.protocol)
     try:
@@ -159,9 +163,7 @@ def _run(args: argparse.Namespace) -> int:
     console.print(f"[bold]{protocol.name}[/] with stimulator {args.stimulator} and IMU "
                   f"{args.imu} — research tool, not a certified medical device",
                   highlight=False)
-    summary = _run_with_progress(rig.session, rig.start_s, rig.end_s)
-    _print_summary(summary, protocol)
-    return EXIT_OK if summary.status == "completed" and not summary.faults else EXIT_FAULT
+    return _supervise(rig.runner, rig.start_s, rig.end_s, protocol)
 
 
 def _calibration(args: argparse.Namespace) -> GaitCalibration | None:
@@ -277,63 +279,77 @@ def _simulate(args: argparse.Namespace) -> int:
     console.print(f"[bold]{protocol.name}[/] on {source}, simulated "
                   "RehaStim 2 — research tool, not a certified medical device", highlight=False)
     end_s = min(rig.motion.end_s, samples[0].t_s + (args.duration or protocol.session.duration_s))
-    summary = _run_with_progress(rig.session, samples[0].t_s, end_s)
+    return _supervise(rig.runner, samples[0].t_s, end_s, protocol)
+
+
+def _supervise(make_runner: Callable[..., SessionRunner], start_s: float, end_s: float,
+               protocol: Protocol) -> int:
+    """Run with a progress bar, a live status line and keys; print the summary."""
+    latest: list[StatusLine] = []
+    runner = make_runner(on_status=latest.append)
+    summary = _run_with_progress(runner, latest, start_s, end_s)
+    if summary is None:
+        errors.print("[bold red]error:[/] the control loop is not responding; output was "
+                     "stopped at once and the session record may miss its last moments",
+                     highlight=False)
+        return EXIT_FAULT
     _print_summary(summary, protocol)
     return EXIT_OK if summary.status == "completed" and not summary.faults else EXIT_FAULT
 
 
-def _run_with_progress(session: GaitSession, start_s: float, end_s: float) -> SessionSummary:
-    """Run with a progress bar and live status; Ctrl-C or SIGTERM is an emergency stop."""
+def _run_with_progress(runner: SessionRunner, latest: list[StatusLine], start_s: float,
+                       end_s: float) -> SessionSummary | None:
+    """Ctrl-C or SIGTERM is an emergency stop that reaches the stimulator at once.
+
+    None if the loop did not finish within a grace period after an emergency stop.
+    """
+    stopped_at: list[float] = []
+
     def emergency(signum: int, frame: FrameType | None) -> None:
-        session.request_emergency_stop(signal.Signals(signum).name, end_session=True)
+        runner.emergency_stop(signal.Signals(signum).name)
+        stopped_at.append(time.monotonic())
 
     previous = {sig: signal.signal(sig, emergency) for sig in (signal.SIGINT, signal.SIGTERM)}
     progress = Progress(TextColumn("{task.description}"), BarColumn(),
                         TextColumn("{task.fields[status]}"), TimeRemainingColumn(),
                         console=console, transient=False)
     try:
-        with progress:
+        with progress, TerminalKeys(runner) as keys:
             task = progress.add_task("session", total=end_s - start_s, status="")
-
-            def show(line: SessionStatusLine) -> None:
-                progress.update(task, completed=line.t_s - start_s, status=_status_text(line))
-
-            summary = session.run(on_tick=_every(show, 25))
-            progress.update(task, completed=end_s - start_s)
+            if keys.active:
+                progress.console.print(KEYS_HELP, highlight=False)
+            runner.start()
+            while (summary := runner.wait(0.1)) is None:
+                if latest:
+                    line = latest[-1]
+                    latest.clear()
+                    progress.update(task, completed=line.t_s - start_s,
+                                    status=_status_text(line))
+                if stopped_at and time.monotonic() - stopped_at[0] > STUCK_LOOP_GRACE_S:
+                    return None
+            progress.update(task, completed=end_s - start_s,
+                            status=_status_text(latest[-1]) if latest else "")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return summary
 
 
-def _every(show: StatusCallback, n: int) -> StatusCallback:
-    """Refresh the display every n ticks (and on every faulted tick), not on each one."""
-    calls = 0
-
-    def maybe(line: SessionStatusLine) -> None:
-        nonlocal calls
-        calls += 1
-        if calls % n == 0 or line.latched:
-            show(line)
-    return maybe
-
-
-def _status_text(line: SessionStatusLine) -> str:
-    output = " ".join(f"ch{ch} {ma:4.1f} mA" for ch, ma in line.output_ma.items())
+def _status_text(line: StatusLine) -> str:
+    output = " ".join(f"ch{ch} {ma:4.1f}/{line.setting_ma[ch]:g} mA"
+                      for ch, ma in line.output_ma.items())
+    counts = " ".join(f"{name} {value}" for name, value in line.counts.items())
     fault = f" [bold red]FAULT {line.latched[0].kind.value}[/]" if line.latched else ""
     paused = " [yellow]PAUSED[/]" if line.paused else ""
-    return (f"t={line.t_s:6.1f} s  {line.phase.value:<11} {output}  steps {line.steps}"
-            f"{paused}{fault}")
+    return f"t={line.t_s:6.1f} s  {line.phase:<11} {output}  {counts}{paused}{fault}"
 
 
 def _print_summary(summary: SessionSummary, protocol: Protocol) -> None:
     table = Table(title="session summary", show_header=False)
     table.add_row("status", summary.status)
     table.add_row("duration", f"{summary.duration_s:.1f} s ({summary.samples} samples)")
-    table.add_row("steps", str(summary.steps))
-    table.add_row("stimulated steps", str(summary.stimulated_steps))
-    table.add_row("missed heel strikes", str(summary.missed_heel_strikes))
-    table.add_row("unexpected (false) events", str(summary.unexpected_events))
+    for key, value in summary.figures.items():
+        table.add_row(summary.labels.get(key, key.replace("_", " ")), f"{value:g}")
     sites = {ch.channel: ch.site for ch in protocol.channels}
     for channel, charge in summary.charge_uc.items():
         table.add_row(f"charge ch{channel}", f"{charge / 1000:.2f} mC ({sites[channel]})")

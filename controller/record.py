@@ -14,7 +14,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,8 +22,8 @@ from typing import Any
 
 import platformdirs
 
-from controller.safety import Fault
-from controller.types import GaitEvent, Sample
+from controller.observe import SessionObserver
+from controller.types import ClosedStep, Fault, GaitEvent, Sample, SessionSummary
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS patients (
@@ -114,8 +114,8 @@ class RecordError(RuntimeError):
 Job = Callable[[sqlite3.Connection], object]
 
 
-class SessionRecord:
-    """Writes one session as it runs; implements the supervisor's SafetyLog.
+class SessionRecord(SessionObserver):
+    """Writes one session as it runs: an observer of everything a tick emits.
 
     The control loop only appends rows to lists; a writer thread commits them, so a slow
     disk can never make the loop late. A write error is raised in the control loop at its
@@ -145,42 +145,53 @@ class SessionRecord:
                                         daemon=True)
         self._writer.start()
 
-    # -- what the session writes -----------------------------------------------------
+    # -- the observer hooks: what the session writes --------------------------------
 
-    def sample(self, sample: Sample) -> None:
+    def on_sample(self, sample: Sample) -> None:
         angle = sample.angle_deg or (None, None, None)
         self._pending["samples"].append(
             (self.session_id, sample.t_s, *sample.acc_mps2, *sample.gyro_dps, *angle))
 
-    def event(self, event: GaitEvent) -> None:
+    def on_event(self, event: GaitEvent) -> None:
         self._pending["events"].append(
             (self.session_id, event.t_s, event.detected_at_s, event.kind.value))
 
-    def phase(self, t_s: float, phase: str) -> None:
+    def on_phase(self, t_s: float, phase: str) -> None:
         self._pending["phases"].append((self.session_id, t_s, phase))
 
-    def step(self, index: int, start_s: float, end_s: float, heel_strike_s: float | None,
-             outcome: str, charge_uc: float) -> None:
+    def on_unit(self, unit: ClosedStep) -> None:
         self._pending["steps"].append(
-            (self.session_id, index, start_s, end_s, heel_strike_s, outcome, charge_uc))
+            (self.session_id, unit.index, unit.start_s, unit.end_s, unit.heel_strike_s,
+             unit.outcome, unit.charge_uc))
 
-    def command(self, t_s: float, amplitudes_ma: dict[int, float]) -> None:
+    def on_command(self, t_s: float, amplitudes_ma: Mapping[int, float]) -> None:
         self._pending["commands"].extend(
             (self.session_id, t_s, channel, amplitude)
             for channel, amplitude in amplitudes_ma.items())
 
-    def fault(self, fault: Fault) -> None:
+    def on_fault(self, fault: Fault) -> None:
         self._pending["faults"].append(
             (self.session_id, fault.t_s, fault.kind.value, fault.detail))
         self.flush()
 
-    def notice(self, t_s: float, kind: str, detail: str) -> None:
+    def on_notice(self, t_s: float, kind: str, detail: str) -> None:
         self._pending["notices"].append((self.session_id, t_s, kind, detail))
 
-    def tick(self) -> None:
+    def on_tick(self, t_s: float) -> None:
         """Hand the buffered rows to the writer once enough wall time has passed."""
         if time.monotonic() - self._last_flush_s >= self._flush_interval_s:
             self.flush()
+
+    def on_finish(self, summary: SessionSummary) -> None:
+        """Write the outcome, wait for every row to reach the disk, and close the file."""
+        row = (_now_iso(), summary.status, json.dumps(summary.as_dict()), self.session_id)
+        self.flush()
+        self._submit(lambda db: db.execute(
+            "UPDATE sessions SET ended_at=?, status=?, summary=? WHERE id=?", row))
+        self._jobs.put(None)
+        self._writer.join()
+        self._db.close()
+        self._raise_writer_error()
 
     def flush(self) -> None:
         """Hand everything buffered to the writer now (it never waits for the disk)."""
@@ -189,17 +200,6 @@ class SessionRecord:
         if batch:
             self._pending = {table: [] for table in _TABLES}
             self._submit(lambda db: _insert(db, batch))
-
-    def finish(self, status: str, summary: dict[str, Any]) -> None:
-        """Write the outcome, wait for every row to reach the disk, and close the file."""
-        row = (_now_iso(), status, json.dumps(summary), self.session_id)
-        self.flush()
-        self._submit(lambda db: db.execute(
-            "UPDATE sessions SET ended_at=?, status=?, summary=? WHERE id=?", row))
-        self._jobs.put(None)
-        self._writer.join()
-        self._db.close()
-        self._raise_writer_error()
 
     # -- internals -------------------------------------------------------------------
 

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Protocol
+from typing import Literal, Protocol
 
 from controller.devices.base import ChannelSetup, DeviceError, Stimulator
-from controller.types import Sample
+from controller.types import GRAVITY_MPS2, Fault, FaultKind
 
-GRAVITY_MPS2 = 9.80665
+Mode = Literal["gait", "exercise"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +45,10 @@ class HardLimits:
     """A calibrated sensor can read a few percent past its nominal full scale (walk 1 of
     the shared data reaches 16.1 g on impact); further than this no working sensor reads."""
 
+    def burst_max_s(self, mode: Mode) -> float:
+        """Continuous stimulation per burst: a swing is short, an exercise hold is not."""
+        return self.burst_max_exercise_s if mode == "exercise" else self.burst_max_gait_s
+
 
 HARD_LIMITS = HardLimits()
 
@@ -55,30 +58,11 @@ def charge_per_phase_uc(amplitude_ma: float, pulse_width_us: float) -> float:
     return amplitude_ma * pulse_width_us / 1000.0
 
 
-class FaultKind(str, Enum):
-    SENSOR_SILENT = "sensor_silent"
-    SENSOR_FROZEN = "sensor_frozen"
-    SENSOR_ERROR = "sensor_error"
-    TIME_BACKWARDS = "time_backwards"
-    TIME_JUMP = "time_jump"
-    IMPLAUSIBLE_VALUE = "implausible_value"
-    STIMULATOR_ERROR = "stimulator_error"
-    LIMIT_REJECTED = "limit_rejected"
-    LOOP_LATE = "loop_late"
-    EMERGENCY_STOP = "emergency_stop"
-
-
-@dataclass(frozen=True, slots=True)
-class Fault:
-    kind: FaultKind
-    t_s: float
-    detail: str
-
-
 class SafetyLog(Protocol):
     """Where the supervisor reports what it did; the session record implements it."""
 
-    def command(self, t_s: float, amplitudes_ma: dict[int, float]) -> None: ...
+    def command(self, t_s: float, amplitudes_ma: Mapping[int, float]) -> None:
+        """What was sent, in the stimulator's own amplitude steps (what it delivers)."""
 
     def fault(self, fault: Fault) -> None: ...
 
@@ -106,10 +90,8 @@ class SafetyConfig:
     max_burst_s: float
     duty_cycle_max: float = HARD_LIMITS.duty_cycle_max
     charge_per_phase_max_uc: float = HARD_LIMITS.charge_per_phase_max_uc
-    sensor_silent_s: float = 0.1
-    sensor_frozen_s: float = 0.5
     loop_late_s: float = 0.05
-    exercise: bool = False
+    mode: Mode = "gait"
 
 
 class LimitViolation(ValueError):
@@ -125,7 +107,7 @@ def check_config(config: SafetyConfig, limits: HardLimits = HARD_LIMITS) -> None
     for name, ramp in (("ramp up", config.ramp_up_s), ("ramp down", config.ramp_down_s)):
         if not 0.0 <= ramp <= limits.ramp_max_s:
             problems.append(f"{name} {ramp} s outside 0-{limits.ramp_max_s} s")
-    burst_max = limits.burst_max_exercise_s if config.exercise else limits.burst_max_gait_s
+    burst_max = limits.burst_max_s(config.mode)
     if not 0.0 < config.max_burst_s <= burst_max:
         problems.append(f"max burst {config.max_burst_s} s outside 0-{burst_max} s")
     if not 0.0 < config.duty_cycle_max <= limits.duty_cycle_max:
@@ -158,6 +140,9 @@ class _ChannelState:
     setting_ma: float
     target_ma: float = 0.0
     output_ma: float = 0.0
+    """The ramp's exact value; bursts and limits are timed on it (the conservative side)."""
+    delivered_ma: float = 0.0
+    """``output_ma`` rounded down to the stimulator's amplitude step: what comes out."""
     burst_start_s: float | None = None
     blocked: bool = False
     """Forced off (burst or duty limit): stays off until the request drops to zero."""
@@ -177,16 +162,16 @@ class _ChannelState:
         return total
 
 
-@dataclass
-class _SensorWatch:
-    last_t_s: float | None = None
-    last_values: tuple[float, ...] | None = None
-    last_change_s: float | None = None
-    last_ok: bool = True
+CauseCheck = Callable[[FaultKind, float], str]
+"""Says why a latched fault of this kind cannot be cleared at this time ('' if it can)."""
 
 
 class SafetySupervisor:
-    """Owns the Stimulator; turns requests into ramped, bounded, logged commands."""
+    """Owns the Stimulator; turns requests into ramped, bounded, logged commands.
+
+    It works in the stimulator's own amplitude resolution: commands, the record and the
+    charge totals hold what the device delivers, never an unquantised request.
+    """
 
     def __init__(self, stimulator: Stimulator, config: SafetyConfig, log: SafetyLog,
                  limits: HardLimits = HARD_LIMITS) -> None:
@@ -195,16 +180,16 @@ class SafetySupervisor:
         self._config = config
         self._limits = limits
         self._log = log
+        self._step_ma = stimulator.amplitude_step_ma
         self._channels = {ch.channel: _ChannelState(ch, ch.amplitude_start_ma)
                           for ch in config.channels}
-        self._acc_limit_mps2 = limits.acc_full_scale_mps2 * limits.full_scale_allowance
-        self._gyro_limit_dps = limits.gyro_full_scale_dps * limits.full_scale_allowance
         self._faults: list[Fault] = []
         self.fault_history: list[Fault] = []
         """Every fault this session latched, cleared or not."""
-        self._sensor = _SensorWatch()
+        self._cause_checks: list[CauseCheck] = []
+        self._halt: tuple[FaultKind, str] | None = None
+        """Set from another thread by :meth:`halt`; latched by the loop at its next tick."""
         self._last_tick_s: float | None = None
-        self._started_s: float | None = None
         self._stimulator_connected = False
         self._stimulator_configured = False
         self.delivered_charge_uc: dict[int, float] = dict.fromkeys(self._channels, 0.0)
@@ -221,20 +206,33 @@ class SafetySupervisor:
         return bool(self._faults)
 
     def output_ma(self, channel: int) -> float:
-        return self._channels[channel].output_ma
+        """What the stimulator delivers on ``channel`` now."""
+        return self._channels[channel].delivered_ma
 
     def setting_ma(self, channel: int) -> float:
         return self._channels[channel].setting_ma
+
+    def window_ma(self, channel: int) -> tuple[float, float]:
+        """The therapist's intensity window (min, max) of ``channel``."""
+        limits = self._channels[channel].limits
+        return limits.amplitude_min_ma, limits.amplitude_max_ma
 
     @property
     def channels(self) -> tuple[int, ...]:
         return tuple(self._channels)
 
+    @property
+    def total_charge_uc(self) -> float:
+        return sum(self.delivered_charge_uc.values())
+
+    def add_cause_check(self, check: CauseCheck) -> None:
+        """Let another judge of faults (the sensor watch) veto a reset while its cause lasts."""
+        self._cause_checks.append(check)
+
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self, now_s: float) -> None:
         """Connect and configure the stimulator; a failure latches a fault."""
-        self._started_s = now_s
         self._last_tick_s = now_s
         self._bring_up_stimulator(now_s)
 
@@ -250,11 +248,21 @@ class SafetySupervisor:
         """End of session: output off, stimulator closed, whatever else happens."""
         for state in self._channels.values():
             self._end_burst(state, now_s)
-            state.target_ma = state.output_ma = 0.0
+            state.target_ma = state.output_ma = state.delivered_ma = 0.0
         try:
             self._stimulator.close()
         except DeviceError as exc:
             self._log.notice(now_s, "close_failed", str(exc))
+
+    def halt(self, kind: FaultKind, detail: str) -> None:
+        """Stop output now, from any thread, even while the control loop is stuck.
+
+        The stimulator's own emergency stop puts the stop on the wire without waiting and
+        refuses further output until it is configured again; the fault itself is latched
+        (and logged) by the loop at its next tick, so it still needs an explicit reset.
+        """
+        self._halt = (kind, detail)
+        self._stimulator.emergency_stop()
 
     # -- inputs ----------------------------------------------------------------------
 
@@ -291,47 +299,6 @@ class SafetySupervisor:
         state.setting_ma = allowed
         return allowed
 
-    def observe(self, sample: Sample, now_s: float) -> None:
-        """Check one sensor sample: time order, plausibility, frozen stream.
-
-        Faults are stamped ``now_s``, the session clock, when they became visible: the
-        sample's own timestamp may be the very thing that is wrong.
-        """
-        watch = self._sensor
-        t = sample.t_s
-        values = sample.acc_mps2 + sample.gyro_dps
-        ok = True
-        if watch.last_t_s is not None:
-            if not t > watch.last_t_s:
-                self.fault(FaultKind.TIME_BACKWARDS, now_s,
-                           f"sample time {t:.4f} s after {watch.last_t_s:.4f} s")
-                return
-            if t - watch.last_t_s > self._config.sensor_silent_s and not any(
-                    f.kind is FaultKind.SENSOR_SILENT for f in self._faults):
-                self.fault(FaultKind.TIME_JUMP, now_s,
-                           f"sample time jumped {t - watch.last_t_s:.3f} s")
-                ok = False
-        ax, ay, az = sample.acc_mps2
-        gx, gy, gz = sample.gyro_dps
-        acc_max = max(abs(ax), abs(ay), abs(az))
-        gyro_max = max(abs(gx), abs(gy), abs(gz))
-        if not (acc_max <= self._acc_limit_mps2 and gyro_max <= self._gyro_limit_dps
-                and math.isfinite(ax + ay + az + gx + gy + gz)):
-            self.fault(FaultKind.IMPLAUSIBLE_VALUE, now_s,
-                       f"max |acc| {acc_max:.1f} m/s², max |gyro| {gyro_max:.1f} °/s beyond "
-                       "the sensor's full scale")
-            ok = False
-        if values != watch.last_values:
-            watch.last_values = values
-            watch.last_change_s = t
-        elif watch.last_change_s is not None and t - watch.last_change_s > \
-                self._config.sensor_frozen_s:
-            self.fault(FaultKind.SENSOR_FROZEN, now_s,
-                       f"identical samples for {t - watch.last_change_s:.2f} s")
-            ok = False
-        watch.last_t_s = t
-        watch.last_ok = ok
-
     def emergency_stop(self, now_s: float, source: str) -> None:
         self.fault(FaultKind.EMERGENCY_STOP, now_s, source)
 
@@ -344,7 +311,7 @@ class SafetySupervisor:
         self.fault_history.append(fault)
         for state in self._channels.values():
             self._end_burst(state, now_s)
-            state.target_ma = state.output_ma = 0.0
+            state.target_ma = state.output_ma = state.delivered_ma = 0.0
         self._stimulator_configured = False
         stop_error: DeviceError | None = None
         try:
@@ -364,8 +331,8 @@ class SafetySupervisor:
         that fails, a stimulator fault latches anew. Output does not jump back: targets
         are zero, and a new request ramps up from zero.
         """
-        remaining = [reason for reason in (self._cause_present(f.kind, now_s)
-                                           for f in self._faults) if reason]
+        remaining = [reason for reason in (check(f.kind, now_s) for f in self._faults
+                                           for check in self._cause_checks) if reason]
         if remaining:
             self._log.notice(now_s, "reset_refused", "; ".join(remaining))
             return remaining
@@ -385,13 +352,13 @@ class SafetySupervisor:
         """Advance ramps and limits to ``now_s`` and send the stimulator what changed."""
         last = self._last_tick_s
         self._last_tick_s = now_s
+        if self._halt is not None:
+            kind, detail = self._halt
+            self._halt = None
+            self.fault(kind, now_s, detail)
         if last is not None and now_s - last > self._config.loop_late_s:
             self.fault(FaultKind.LOOP_LATE, now_s,
                        f"control loop ran {1000 * (now_s - last):.0f} ms after the last tick")
-        heard = self._sensor.last_t_s if self._sensor.last_t_s is not None else self._started_s
-        if heard is not None and now_s - heard > self._config.sensor_silent_s:
-            self.fault(FaultKind.SENSOR_SILENT, now_s,
-                       f"no sample for {1000 * (now_s - heard):.0f} ms")
         if self._faults:
             return
         if self._stimulator_configured:
@@ -404,9 +371,9 @@ class SafetySupervisor:
         dt = max(0.0, now_s - last) if last is not None else 0.0
         changed = False
         for state in self._channels.values():
-            before = state.output_ma
+            before = state.delivered_ma
             self._advance(state, now_s, dt)
-            changed |= state.output_ma != before
+            changed |= state.delivered_ma != before
         if changed:
             self._send(now_s)
 
@@ -422,7 +389,7 @@ class SafetySupervisor:
             state.output_ma = max(target, state.output_ma - step)
         if state.output_ma > 0.0 and state.burst_start_s is not None:
             self.delivered_charge_uc[state.limits.channel] += (
-                charge_per_phase_uc(state.output_ma, state.limits.pulse_width_us)
+                charge_per_phase_uc(state.delivered_ma, state.limits.pulse_width_us)
                 * self._config.frequency_hz * dt)
             if now_s - state.burst_start_s >= self._config.max_burst_s:
                 self._force_off(state, now_s, "burst_limit",
@@ -435,6 +402,13 @@ class SafetySupervisor:
                                 f"{self._limits.duty_window_s:.0f} s")
         if state.output_ma == 0.0:
             self._end_burst(state, now_s)
+        state.delivered_ma = self._quantised(state.output_ma)
+
+    def _quantised(self, amplitude_ma: float) -> float:
+        """Rounded down to the device's step, so quantising never raises the charge."""
+        if self._step_ma <= 0.0:
+            return amplitude_ma
+        return math.floor(amplitude_ma / self._step_ma + 1e-9) * self._step_ma
 
     def _ramp_step(self, state: _ChannelState, ramp_s: float, dt: float) -> float:
         if ramp_s <= 0.0:
@@ -453,7 +427,7 @@ class SafetySupervisor:
             state.burst_start_s = None
 
     def _send(self, now_s: float) -> None:
-        amplitudes = {ch: state.output_ma for ch, state in self._channels.items()}
+        amplitudes = {ch: state.delivered_ma for ch, state in self._channels.items()}
         for ch, amplitude in amplitudes.items():
             state = self._channels[ch]
             charge = charge_per_phase_uc(amplitude, state.limits.pulse_width_us)
@@ -484,20 +458,3 @@ class SafetySupervisor:
             self.fault(FaultKind.STIMULATOR_ERROR, now_s, f"bring-up failed: {exc}")
             return
         self._stimulator_configured = True
-
-    def _cause_present(self, kind: FaultKind, now_s: float) -> str:
-        """Why a fault of this kind cannot be cleared yet ('' when it can)."""
-        watch = self._sensor
-        sensor_kinds = {FaultKind.SENSOR_SILENT, FaultKind.SENSOR_ERROR, FaultKind.TIME_JUMP,
-                        FaultKind.TIME_BACKWARDS}
-        if kind in sensor_kinds and (
-                watch.last_t_s is None or now_s - watch.last_t_s > self._config.sensor_silent_s):
-            return f"{kind.value}: no fresh sample"
-        if kind is FaultKind.SENSOR_FROZEN and (
-                watch.last_change_s is None or now_s - watch.last_change_s >
-                self._config.sensor_frozen_s):
-            return "sensor_frozen: samples still identical"
-        if kind is FaultKind.IMPLAUSIBLE_VALUE and not watch.last_ok:
-            return "implausible_value: last sample still implausible"
-        return ""
-

@@ -1,274 +1,223 @@
-"""One supervised gait session: sensor -> detector -> machine -> supervisor -> stimulator.
+"""The control loop, the same for every mode: one :meth:`Session.step` is one tick.
 
-The session owns the clock and the record. It hands the stimulator to the supervisor at
-construction and keeps no reference to it, so nothing here can command output except
-through the supervisor. Every exit path, a crash included, ends with the supervisor's
-shutdown (output zero, stimulator stopped and closed) and the record committed.
+A tick: take the commands queued since the last tick (stop, pause, nudge, reset...), read
+the sensor's new samples, let the sensor watch judge them, hand them to the mode's control
+(gait or exercise), ask the control what intensity it wants, let the supervisor decide
+what is sent, and tell every observer. The mode's logic lives in its control; nothing
+here asks which mode is running.
+
+The session never holds the stimulator: the supervisor got it at construction. Every
+exit path ends in :meth:`Session.finish`, which turns output off and closes the
+stimulator before the observers (the record among them) hear the end.
 """
 
 from __future__ import annotations
 
-import threading
+import queue
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from enum import Enum
+from typing import TYPE_CHECKING, Protocol
 
 from controller.clock import Clock
-from controller.detect.base import GaitDetector
-from controller.devices.base import MotionSensor, SensorError, Stimulator
-from controller.machine import GaitMachine, GaitPhase
-from controller.record import SessionRecord
-from controller.safety import Fault, FaultKind, SafetySupervisor
-from controller.types import Sample
-from protocols.schema import Protocol
+from controller.devices.base import MotionSensor, SensorError
+from controller.observe import Observers
+from controller.safety import SafetySupervisor
+from controller.sensor_watch import SensorWatch
+from controller.types import FaultKind, Sample, SessionStatus, SessionSummary, StatusLine
 
-_STANCE = GaitPhase.STANCE.value
+if TYPE_CHECKING:
+    from controller.record import SessionRecord
 
-
-class SessionStatus(str, Enum):
-    RUNNING = "running"
-    COMPLETED = "completed"
-    STOPPED = "stopped"
-    """Ended by the patient or operator."""
-    EMERGENCY_STOP = "emergency_stop"
-    FAILED = "failed"
-    """Ended by an unexpected error; output was still forced off."""
+Command = Callable[[float], None]
+"""Something to do at the start of the next tick, given that tick's time."""
 
 
-@dataclass
-class SessionSummary:
-    session_id: int
-    record_path: str
-    status: str
-    duration_s: float
-    samples: int
-    steps: int
-    stimulated_steps: int
-    missed_heel_strikes: int
-    unexpected_events: int
-    faults: list[dict[str, object]] = field(default_factory=list)
-    charge_uc: dict[int, float] = field(default_factory=dict)
+class ModeControl(Protocol):
+    """What the loop needs from a mode (see :mod:`controller.gait_control`)."""
 
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+    labels: dict[str, str]
 
+    @property
+    def phase(self) -> str: ...
 
-@dataclass(frozen=True)
-class SessionStatusLine:
-    """What a live display shows each refresh."""
+    def feed(self, sample: Sample) -> None:
+        """Detect on one sample and drive the mode's machine."""
 
-    t_s: float
-    phase: GaitPhase
-    output_ma: dict[int, float]
-    steps: int
-    latched: tuple[Fault, ...]
-    paused: bool
+    def advance(self, now_s: float) -> None:
+        """Let time act on the machine (timers, timeouts)."""
+
+    def intensity(self) -> float:
+        """The fraction (0..1) of each channel's setting the mode wants now."""
+
+    def rearm(self) -> None:
+        """After a reset or a resume: no output until the mode's cycle is back at its start."""
+
+    def close_units(self) -> None:
+        """Report units (steps, repetitions) that closed, with the charge they received."""
+
+    def counts(self) -> dict[str, int]: ...
+
+    def figures(self) -> dict[str, int | float]: ...
 
 
-class GaitSession:
-    def __init__(self, protocol: Protocol, sensor: MotionSensor, stimulator: Stimulator,
-                 clock: Clock, record: SessionRecord, detector: GaitDetector,
-                 duration_s: float | None = None) -> None:
-        self.protocol = protocol
+class Session:
+    """One supervised session; driven tick by tick by :class:`controller.runner.SessionRunner`.
+
+    The public methods other than :meth:`submit` belong to the loop's thread; another
+    thread asks for them through :meth:`submit` (the runner does this for you).
+    """
+
+    def __init__(self, control: ModeControl, sensor: MotionSensor | None,
+                 supervisor: SafetySupervisor, watch: SensorWatch | None, clock: Clock,
+                 observers: Observers, duration_s: float,
+                 record: SessionRecord | None = None) -> None:
+        self.control = control
+        self.supervisor = supervisor
+        self.observers = observers
         self.record = record
-        self.supervisor = SafetySupervisor(stimulator, protocol.safety_config(), record)
-        start_on = getattr(protocol.trigger, "start_on", "toe_off")
-        stimulation = protocol.stimulation
-        self.machine = GaitMachine(
-            start_on, protocol.extension_s,
-            step_limit_s=stimulation.max_burst_s - stimulation.ramp_down_s)
         self._sensor = sensor
-        self._detector = detector
+        self._watch = watch
         self._clock = clock
-        self._duration_s = duration_s if duration_s is not None else protocol.session.duration_s
+        self._duration_s = duration_s
         self._start_s: float | None = None
         self._now_s = clock.now()
         self._samples = 0
-        self._phase = self.machine.state
-        """The phase last written to the record (the machine's state name)."""
-        self._armed = True
-        """False after a reset or resume until the leg is back in stance."""
         self._paused = False
-        self._pending_stop: tuple[SessionStatus, str] | None = None
-        self._pending_estop: str | None = None
-        self._lock = threading.Lock()
-        self._steps_recorded = 0
-        self._charge_at_step_start = 0.0
-        self._stimulated_steps = 0
-        self._requested_on = False
+        self._requested = 0.0
+        self._commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self.status = SessionStatus.RUNNING
+        if record is not None:
+            observers.add(record)
 
-    # -- commands from outside the loop (any thread) -----------------------------------
+    # -- from any thread ------------------------------------------------------------------
 
-    def request_emergency_stop(self, source: str, end_session: bool = False) -> None:
-        """Latch an emergency stop at the next tick (at most one tick away).
+    def submit(self, command: Command) -> None:
+        """Queue ``command`` for the start of the next tick (thread-safe)."""
+        self._commands.put(command)
 
-        The session keeps recording unless ``end_session``; output stays at zero until
-        an explicit reset.
-        """
-        with self._lock:
-            self._pending_estop = source
-            if end_session:
-                self._pending_stop = (SessionStatus.EMERGENCY_STOP, source)
+    # -- loop thread: commands --------------------------------------------------------------
 
-    def request_stop(self, source: str = "patient") -> None:
-        with self._lock:
-            if self._pending_stop is None:
-                self._pending_stop = (SessionStatus.STOPPED, source)
+    def stop(self, now_s: float, source: str,
+             status: SessionStatus = SessionStatus.STOPPED) -> None:
+        self.observers.notice(now_s, "stop", f"session ended by {source}")
+        self.status = status
 
-    def pause(self) -> None:
-        with self._lock:
-            self._paused = True
+    def emergency_stop(self, now_s: float, source: str, end_session: bool = False) -> None:
+        """Latch an emergency stop; the session goes on recording unless ``end_session``."""
+        self.supervisor.emergency_stop(now_s, source)
+        if end_session:
+            self.stop(now_s, source, SessionStatus.EMERGENCY_STOP)
 
-    def resume(self) -> None:
-        with self._lock:
-            self._paused = False
-            self._armed = False
+    def pause(self, now_s: float) -> None:
+        self._paused = True
+        self.observers.notice(now_s, "pause", "output paused")
 
-    # -- commands from the loop's thread -------------------------------------------------
+    def resume(self, now_s: float) -> None:
+        self._paused = False
+        self.control.rearm()
+        self.observers.notice(now_s, "resume", "output resumes at the next cycle")
 
-    def nudge(self, channel: int, steps: int) -> float:
-        return self.supervisor.nudge(self._now_s, channel, steps)
+    def nudge(self, now_s: float, channel: int, steps: int) -> float:
+        setting_ma = self.supervisor.nudge(now_s, channel, steps)
+        self.observers.notice(now_s, "nudge", f"channel {channel}: {setting_ma:g} mA")
+        return setting_ma
 
-    def reset_faults(self) -> list[str]:
-        """Clear latched faults if their causes are gone; output waits for the next step."""
-        remaining = self.supervisor.reset(self._now_s)
+    def reset_faults(self, now_s: float) -> list[str]:
+        """Clear latched faults if their causes are gone; output waits for the next cycle."""
+        remaining = self.supervisor.reset(now_s)
         self.supervisor.loop_resumed(self._clock.now())
         if not remaining:
-            self._armed = False
+            self.control.rearm()
         return remaining
 
-    # -- the loop ------------------------------------------------------------------------
+    # -- the loop ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Bring the stimulator up; the loop's lateness is counted from when that is done."""
         self.supervisor.start(self._clock.now())
         self._start_s = self._now_s = self._clock.now()
         self.supervisor.loop_resumed(self._now_s)
+        if self._watch is not None:
+            self._watch.start(self._now_s)
 
     def step(self) -> bool:
         """Run one control tick; False once the session has ended."""
         if self.status is not SessionStatus.RUNNING:
             return False
         now = self._now_s = self._clock.next_tick()
-        self._take_pending_stop(now)
-        if self.status is SessionStatus.RUNNING:
+        while not self._commands.empty():
+            self._commands.get_nowait()(now)
+        if self.status is SessionStatus.RUNNING and self._sensor is not None:
             try:
                 for sample in self._sensor.read():
-                    self._process(sample, now)
+                    self._take(sample, now)
             except EOFError:
                 self.status = SessionStatus.COMPLETED
             except SensorError as exc:
                 self.supervisor.fault(FaultKind.SENSOR_ERROR, now, str(exc))
-        self.machine.advance(now)
-        self._note_phase(now)
-        self._request_output(now)
-        self._record_steps()
+        control = self.control
+        control.advance(now)
+        intensity = 0.0 if self._paused else control.intensity()
+        if intensity != self._requested or self.supervisor.latched:
+            for channel in self.supervisor.channels:
+                self.supervisor.request(now, channel, intensity)
+            self._requested = intensity
+        control.close_units()
+        if self._watch is not None:
+            self._watch.tick(now)
         self.supervisor.tick(now)
-        self.record.tick()
-        assert self._start_s is not None
+        self.observers.tick(now)
+        assert self._start_s is not None, "start() before step()"
         if self.status is SessionStatus.RUNNING and now - self._start_s >= self._duration_s:
             self.status = SessionStatus.COMPLETED
         return self.status is SessionStatus.RUNNING
 
-    def run(self, on_tick: Callable[[SessionStatusLine], None] | None = None) -> SessionSummary:
-        """Start, loop until the end, and always shut down safely."""
-        try:
-            self.start()
-            while self.step():
-                if on_tick is not None:
-                    on_tick(self.status_line())
-        except BaseException:
-            self.status = SessionStatus.FAILED
-            raise
-        finally:
-            summary = self.finish()
-        return summary
-
     def finish(self) -> SessionSummary:
-        """Output off and stimulator closed first, then the record completed and closed."""
+        """Output off and stimulator closed first, then the observers hear the end."""
         if self.status is SessionStatus.RUNNING:
             self.status = SessionStatus.STOPPED
         self.supervisor.shutdown(self._now_s)
-        self._record_steps()
+        self.control.close_units()
         summary = self.summary()
-        self.record.finish(self.status.value, summary.as_dict())
+        self.observers.finish(summary)
         return summary
 
-    def status_line(self) -> SessionStatusLine:
-        return SessionStatusLine(
-            self._now_s, self.machine.phase,
-            {ch: self.supervisor.output_ma(ch) for ch in self.supervisor.channels},
-            len(self.machine.steps), self.supervisor.faults, self._paused)
+    # -- what a display or a report reads ---------------------------------------------------
+
+    @property
+    def now_s(self) -> float:
+        return self._now_s
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def status_line(self) -> StatusLine:
+        supervisor = self.supervisor
+        start_s = self._start_s if self._start_s is not None else self._now_s
+        return StatusLine(
+            t_s=self._now_s, elapsed_s=self._now_s - start_s, phase=self.control.phase,
+            output_ma={ch: supervisor.output_ma(ch) for ch in supervisor.channels},
+            setting_ma={ch: supervisor.setting_ma(ch) for ch in supervisor.channels},
+            counts=self.control.counts(), latched=supervisor.faults, paused=self._paused)
 
     def summary(self) -> SessionSummary:
-        steps = self.machine.steps
+        start_s = self._start_s if self._start_s is not None else self._now_s
         return SessionSummary(
-            session_id=self.record.session_id,
-            record_path=str(self.record.path),
+            session_id=self.record.session_id if self.record is not None else None,
+            record_path=str(self.record.path) if self.record is not None else None,
             status=self.status.value,
-            duration_s=round(self._now_s - (self._start_s if self._start_s is not None else self._now_s), 3),
+            duration_s=round(self._now_s - start_s, 3),
             samples=self._samples,
-            steps=len(steps),
-            stimulated_steps=self._stimulated_steps,
-            missed_heel_strikes=sum(s.outcome.value == "missed_heel_strike" for s in steps),
-            unexpected_events=self.machine.unexpected_events,
+            figures=self.control.figures(),
             faults=[{"kind": f.kind.value, "t_s": round(f.t_s, 3), "detail": f.detail}
                     for f in self.supervisor.fault_history],
             charge_uc={ch: round(c, 1) for ch, c in self.supervisor.delivered_charge_uc.items()},
+            labels=dict(self.control.labels),
         )
 
-    # -- internals -------------------------------------------------------------------
-
-    def _take_pending_stop(self, now: float) -> None:
-        if self._pending_estop is None and self._pending_stop is None:
-            return  # the usual tick: no lock needed to see that nothing is pending
-        with self._lock:
-            estop, self._pending_estop = self._pending_estop, None
-            stop, self._pending_stop = self._pending_stop, None
-        if estop is not None:
-            self.supervisor.emergency_stop(now, estop)
-        if stop is not None:
-            status, source = stop
-            self.record.notice(now, "stop", f"session ended by {source}")
-            self.status = status
-
-    def _process(self, sample: Sample, now: float) -> None:
+    def _take(self, sample: Sample, now_s: float) -> None:
         self._samples += 1
-        self.supervisor.observe(sample, now)
-        self.record.sample(sample)
-        for event in self._detector.update(sample):
-            self.record.event(event)
-            self.machine.handle(event)
-            self._note_phase(event.detected_at_s)
-
-    def _note_phase(self, t_s: float) -> None:
-        phase = self.machine.state
-        if phase == self._phase:
-            return
-        if self._phase == _STANCE:
-            self._charge_at_step_start = self._total_charge()
-        self._phase = phase
-        self.record.phase(t_s, phase)
-
-    def _request_output(self, now: float) -> None:
-        if self.machine.state == _STANCE:
-            self._armed = True
-        on = self.machine.wants_stimulation and self._armed and not self._paused
-        if on is not self._requested_on or self.supervisor.latched:
-            for channel in self.supervisor.channels:
-                self.supervisor.request(now, channel, 1.0 if on else 0.0)
-            self._requested_on = on
-
-    def _record_steps(self) -> None:
-        """Record closed steps with the charge delivered while each was open (a ramp-down
-        after the step closed is in the channel totals, not in the step)."""
-        for step in self.machine.steps[self._steps_recorded:]:
-            charge = self._total_charge() - self._charge_at_step_start
-            if charge > 0.0:
-                self._stimulated_steps += 1
-            self.record.step(step.index, step.start_s, step.end_s, step.heel_strike_s,
-                             step.outcome.value, charge)
-        self._steps_recorded = len(self.machine.steps)
-
-    def _total_charge(self) -> float:
-        return sum(self.supervisor.delivered_charge_uc.values())
+        if self._watch is not None:
+            self._watch.observe(sample, now_s)
+        self.observers.sample(sample)
+        self.control.feed(sample)

@@ -5,8 +5,9 @@ Units are in the names; time is seconds on the sensor's own clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 Vector3 = tuple[float, float, float]
 
@@ -42,3 +43,93 @@ class GaitEvent:
     kind: GaitEventKind
     t_s: float
     detected_at_s: float
+
+
+class FaultKind(str, Enum):
+    SENSOR_SILENT = "sensor_silent"
+    SENSOR_FROZEN = "sensor_frozen"
+    SENSOR_ERROR = "sensor_error"
+    TIME_BACKWARDS = "time_backwards"
+    TIME_JUMP = "time_jump"
+    IMPLAUSIBLE_VALUE = "implausible_value"
+    STIMULATOR_ERROR = "stimulator_error"
+    LIMIT_REJECTED = "limit_rejected"
+    LOOP_LATE = "loop_late"
+    EMERGENCY_STOP = "emergency_stop"
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """A latched reason for zero output; ``t_s`` is the session time it became visible."""
+
+    kind: FaultKind
+    t_s: float
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedStep:
+    """One step of the stimulated leg as the session accounts for it once it has closed.
+
+    ``charge_uc`` is what the stimulator delivered while the step was open (a ramp-down
+    after it closed counts in the channel totals only).
+    """
+
+    index: int
+    start_s: float
+    end_s: float
+    heel_strike_s: float | None
+    outcome: str
+    charge_uc: float
+
+
+class SessionStatus(str, Enum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    """Ended by the patient or operator."""
+    EMERGENCY_STOP = "emergency_stop"
+    FAILED = "failed"
+    """Ended by an unexpected error; output was still forced off."""
+
+
+@dataclass
+class SessionSummary:
+    """How a session ended and what it did; ``figures`` are the mode's own counts."""
+
+    session_id: int | None
+    record_path: str | None
+    status: str
+    duration_s: float
+    samples: int
+    figures: dict[str, int | float] = field(default_factory=dict)
+    faults: list[dict[str, object]] = field(default_factory=list)
+    charge_uc: dict[int, float] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    """How a person reads each figure's key (``unexpected_events``: unexpected (false)
+    events)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """Flat, JSON-ready: the record's copy of the summary."""
+        return {"session_id": self.session_id, "record_path": self.record_path,
+                "status": self.status, "duration_s": self.duration_s,
+                "samples": self.samples, **self.figures, "faults": self.faults,
+                "charge_uc": self.charge_uc}
+
+
+@dataclass(frozen=True)
+class StatusLine:
+    """What a live display shows at a refresh."""
+
+    t_s: float
+    elapsed_s: float
+    phase: str
+    output_ma: dict[int, float]
+    setting_ma: dict[int, float]
+    counts: dict[str, int]
+    latched: tuple[Fault, ...]
+    paused: bool
+
+
+GRAVITY_MPS2 = 9.80665
+"""Standard gravity: the one value every layer converts g with."""

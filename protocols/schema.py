@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from controller.safety import HARD_LIMITS, ChannelLimits, SafetyConfig, charge_per_phase_uc
+from controller.sensor_watch import SensorLimits
 
 _LIMITS = HARD_LIMITS
 
@@ -136,6 +137,10 @@ class Protocol(_Section):
             max_burst_s=self.stimulation.max_burst_s,
             duty_cycle_max=self.stimulation.duty_cycle_max,
             charge_per_phase_max_uc=self.safety.charge_per_phase_max_uc,
-            sensor_silent_s=self.safety.sensor_silent_s,
-            sensor_frozen_s=self.safety.sensor_frozen_s,
+            mode=self.mode,
         )
+
+    def sensor_limits(self) -> SensorLimits:
+        """The sensor watch's view of this protocol."""
+        return SensorLimits(silent_s=self.safety.sensor_silent_s,
+                            frozen_s=self.safety.sensor_frozen_s)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -27,14 +28,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from controller.assembly.hardware import TICK_S, DeviceSession, build_device_session
 from controller.cli import main
 from controller.devices.recording import load_recording
 from controller.record import read_rows
-from controller.run import TICK_S, DeviceSession, build_device_session
-from controller.session import SessionSummary
+from controller.runner import SessionRunner
 from protocols import load_protocol
 from tests.sim_process import SimProcess, running_simulator, wait_for
 from tests.test_session import TURN_S, swings_and_stances
@@ -154,6 +156,7 @@ def test_walk_streamed_over_the_ptys_is_stimulated_in_swing_and_not_in_stance(
 class Rig:
     sim: SimProcess
     device_session: DeviceSession
+    runner: SessionRunner
     db: Path
 
     def faults(self) -> list[tuple[float, str, str]]:
@@ -169,16 +172,14 @@ def rig(tmp_path: Path, timed_steps: Path) -> Iterator[Rig]:
         device_session = build_device_session(
             load_protocol(timed_steps), f"serial://{sim.stimulator}", f"serial://{sim.imu}",
             db)
-        summaries: list[SessionSummary] = []
-        loop = threading.Thread(target=lambda: summaries.append(device_session.session.run()),
-                                name="session")
-        loop.start()
+        runner = device_session.runner()
+        runner.start()
         try:
-            yield Rig(sim, device_session, db)
+            yield Rig(sim, device_session, runner, db)
         finally:
-            device_session.session.request_stop("test")
-            loop.join(timeout=10.0)
-        assert summaries, "the session did not finish"
+            runner.stop("test")
+            summary = runner.wait(timeout_s=10.0)
+        assert summary is not None, "the session did not finish"
 
 
 @dataclass(frozen=True)
@@ -309,3 +310,127 @@ def test_a_port_where_no_stimulator_answers_is_refused(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "no Init from a RehaStim 2" in done.stderr and "Traceback" not in done.stderr
 
+
+
+# -- a control loop that stops ticking --------------------------------------------------------
+
+STUCK_DETECTOR = """
+import os, sys, threading, time
+import controller.assembly.build as build
+
+flag, blocked = sys.argv[1], sys.argv[2]
+original = build.make_detector
+
+
+class Stuck:
+    '''The protocol's detector until the flag file appears; then one call never returns.'''
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def reset(self):
+        self.inner.reset()
+
+    def update(self, sample):
+        if os.path.exists(flag):
+            with open(blocked, "w") as out:
+                out.write(repr(time.monotonic()))
+            threading.Event().wait()
+        return self.inner.update(sample)
+
+
+build.make_detector = lambda *args, **kwargs: Stuck(original(*args, **kwargs))
+from controller.cli import main
+sys.exit(main(sys.argv[3:]))
+"""
+LOOP_LATE_S = 0.05
+"""The protocol's loop-late limit (the supervisor's default): the watchdog's time."""
+
+
+@pytest.mark.parametrize("signum", [None, signal.SIGINT, signal.SIGTERM],
+                         ids=["no signal", "SIGINT", "SIGTERM"])
+def test_a_stuck_control_loop_cannot_keep_the_stimulator_on(
+        tmp_path: Path, timed_steps: Path, signum: signal.Signals | None) -> None:
+    """A detector call that never returns, mid-burst, in ``fes run``: the output is zero at
+    the simulated stimulator within the loop-late limit plus one tick, whether or not a
+    signal arrives while the loop is stuck; a signal also ends the process."""
+    db, flag, blocked = tmp_path / "record.sqlite", tmp_path / "block", tmp_path / "blocked"
+    with running_simulator(tmp_path, *SIM_ARGS) as sim:
+        command = [sys.executable, "-c", STUCK_DETECTOR, str(flag), str(blocked),
+                   *fes_run(sim, timed_steps, db)[3:]]
+        controller = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: at_plateau(sim), timeout_s=10.0)
+            flag.touch()
+            blocked_s = float(wait_for(lambda: blocked.exists() and blocked.read_text()))
+            if signum is not None:
+                controller.send_signal(signum)
+            changes = wait_for(lambda: [c for c in output_changes(sim) if c[1] == 0
+                                        and c[0] > blocked_s - TICK_S], timeout_s=2.0)
+            if signum is not None:
+                code = controller.wait(timeout=10.0)
+                assert code == 1
+                assert controller.stderr is not None
+                assert "not responding" in controller.stderr.read()
+            else:
+                time.sleep(1.5)
+                assert controller.poll() is None, "the loop is still stuck"
+        finally:
+            if controller.poll() is None:
+                controller.kill()
+            controller.wait()
+        stayed_off = output_changes(sim)
+    off_s, _, reason = changes[0]
+    assert off_s - blocked_s <= LOOP_LATE_S + TICK_S, off_s - blocked_s
+    assert reason == "stop command"
+    assert all(current == 0 for t, current, _ in stayed_off if t >= off_s)
+
+
+def test_a_loop_that_comes_back_after_a_stall_stays_off_until_a_reset(
+        tmp_path: Path, timed_steps: Path) -> None:
+    """In process: the watchdog stops output while the loop is stuck, and when the loop
+    comes back the late loop is a latched fault, not a quiet restart."""
+    db = tmp_path / "record.sqlite"
+    release = threading.Event()
+    stuck_at: list[float] = []
+
+    class StallOnce:
+        def __init__(self, inner: Any) -> None:
+            self.inner, self.armed = inner, False
+
+        def reset(self) -> None:
+            self.inner.reset()
+
+        def update(self, sample: Any) -> Any:
+            if self.armed:
+                self.armed = False
+                stuck_at.append(time.monotonic())
+                release.wait(timeout=10.0)
+            return self.inner.update(sample)
+
+    with running_simulator(tmp_path, *SIM_ARGS) as sim:
+        device_session = build_device_session(
+            load_protocol(timed_steps), f"serial://{sim.stimulator}", f"serial://{sim.imu}", db)
+        control = device_session.session.control
+        stall = StallOnce(control._detector)  # type: ignore[attr-defined]
+        control._detector = stall  # type: ignore[attr-defined]
+        runner = device_session.runner()
+        runner.start()
+        try:
+            wait_for(lambda: at_plateau(sim), timeout_s=10.0)
+            stall.armed = True
+            wait_for(lambda: stuck_at)
+            off = wait_for(lambda: [c for c in output_changes(sim)
+                                    if c[1] == 0 and c[0] > stuck_at[0]], timeout_s=2.0)
+            release.set()
+            time.sleep(4.0)  # more than a whole timed step: it would have stimulated again
+            faults = wait_for(lambda: read_rows(db, "SELECT kind, detail FROM faults"))
+        finally:
+            release.set()
+            runner.stop("test")
+            assert runner.wait(timeout_s=10.0) is not None
+        after = [c for c in output_changes(sim) if c[0] > off[0][0]]
+    assert off[0][0] - stuck_at[0] <= LOOP_LATE_S + TICK_S
+    assert faults[0][0] == "loop_late" and "watchdog" in faults[0][1]
+    assert all(current == 0 for _, current, _ in after), after

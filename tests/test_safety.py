@@ -9,15 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.safety import (
-    ChannelLimits,
-    Fault,
-    FaultKind,
-    LimitViolation,
-    SafetyConfig,
-    SafetySupervisor,
-)
-from controller.types import Sample
+from controller.safety import ChannelLimits, LimitViolation, SafetyConfig, SafetySupervisor
+from controller.sensor_watch import SensorLimits, SensorWatch
+from controller.types import GRAVITY_MPS2, Fault, FaultKind, Sample
 from simulator.inmemory import InMemoryStimulator, StimulatorMisbehaviour
 
 TICK_S = 0.01
@@ -48,14 +42,22 @@ def config(**changes: object) -> SafetyConfig:
 
 
 class Rig:
-    """Supervisor + twin on a hand-driven clock, fed a moving sample every tick."""
+    """Supervisor + sensor watch + twin on a hand-driven clock, fed a moving sample every
+    tick."""
 
     def __init__(self, cfg: SafetyConfig | None = None) -> None:
         self.now = 0.0
         self.twin = InMemoryStimulator(lambda: self.now)
         self.log = MemoryLog()
         self.supervisor = SafetySupervisor(self.twin, cfg or config(), self.log)
+        self.watch = SensorWatch(self.supervisor, SensorLimits())
         self.supervisor.start(self.now)
+        self.watch.start(self.now)
+
+    def tick(self) -> None:
+        """The end of a session tick: silence judged, then output decided."""
+        self.watch.tick(self.now)
+        self.supervisor.tick(self.now)
 
     def run(self, seconds: float, intensity: float | None = None, channel: int = 1) -> None:
         for _ in range(round(seconds / TICK_S)):
@@ -63,11 +65,11 @@ class Rig:
             self.feed()
             if intensity is not None:
                 self.supervisor.request(self.now, channel, intensity)
-            self.supervisor.tick(self.now)
+            self.tick()
 
     def feed(self, gyro_y: float | None = None) -> None:
         wobble = math.sin(self.now * 7.0) * 50.0 if gyro_y is None else gyro_y
-        self.supervisor.observe(Sample(self.now, (0.0, 0.0, 9.81), (0.0, wobble, 0.0)), self.now)
+        self.watch.observe(Sample(self.now, (0.0, 0.0, GRAVITY_MPS2), (0.0, wobble, 0.0)), self.now)
 
     def device_ma(self, channel: int = 1) -> int:
         return self.twin.model.output.get(channel, (0, 0))[0]
@@ -86,11 +88,21 @@ def test_ramp_up_is_applied_by_the_supervisor_not_the_caller() -> None:
     assert rig.device_ma() == 0
 
 
-def test_device_current_is_rounded_down_never_up() -> None:
+def test_the_supervisor_works_in_the_devices_steps_rounded_down_never_up() -> None:
     rig = Rig(config(channels=(ChannelLimits(1, 300, 10.0, 40.0, 21.0),)))
     rig.run(0.2, intensity=1.0)
-    assert rig.supervisor.output_ma(1) == pytest.approx(21.0)
-    assert rig.device_ma() == 20
+    assert rig.supervisor.setting_ma(1) == 21.0
+    assert rig.supervisor.output_ma(1) == rig.device_ma() == 20
+    sent = {amplitudes[1] for _, amplitudes in rig.log.commands}
+    assert sent <= {0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 18.0, 20.0}, sent
+
+
+def test_a_setting_below_the_devices_step_delivers_and_records_nothing() -> None:
+    rig = Rig(config(channels=(ChannelLimits(1, 300, 1.0, 40.0, 1.0),)))
+    rig.run(0.5, intensity=1.0)
+    assert rig.device_ma() == 0
+    assert rig.supervisor.delivered_charge_uc[1] == 0.0
+    assert all(amplitudes[1] == 0.0 for _, amplitudes in rig.log.commands)
 
 
 def test_burst_longer_than_max_is_forced_off_and_stays_off_until_released() -> None:
@@ -180,7 +192,7 @@ def test_reset_is_refused_while_the_cause_is_still_there() -> None:
     for _ in range(70):
         rig.now += TICK_S
         rig.feed(gyro_y=12.5)
-        rig.supervisor.tick(rig.now)
+        rig.tick()
     assert [f.kind for f in rig.supervisor.faults] == [FaultKind.SENSOR_FROZEN]
     assert rig.supervisor.reset(rig.now), "frozen samples still arriving"
     rig.run(0.1)
@@ -194,7 +206,7 @@ def test_silent_sensor_latches_within_one_tick_of_the_silence_limit() -> None:
     while not rig.supervisor.latched:
         rig.now += TICK_S
         rig.supervisor.request(rig.now, 1, 1.0)
-        rig.supervisor.tick(rig.now)
+        rig.tick()
     assert rig.supervisor.faults[0].kind is FaultKind.SENSOR_SILENT
     assert rig.now - last_sample <= 0.1 + TICK_S + 1e-9
     assert rig.device_ma() == 0
@@ -219,13 +231,13 @@ def test_late_control_loop_latches() -> None:
     rig.run(0.2, intensity=1.0)
     rig.now += 0.08
     rig.feed()
-    rig.supervisor.tick(rig.now)
+    rig.tick()
     assert rig.supervisor.faults[0].kind is FaultKind.LOOP_LATE
     assert rig.device_ma() == 0
 
 
 @pytest.mark.parametrize(("acc", "gyro", "kind"), [
-    ((0.0, 0.0, 9.81), (0.0, 4000.0, 0.0), FaultKind.IMPLAUSIBLE_VALUE),
+    ((0.0, 0.0, GRAVITY_MPS2), (0.0, 4000.0, 0.0), FaultKind.IMPLAUSIBLE_VALUE),
     ((0.0, 0.0, 200.0), (0.0, 0.0, 0.0), FaultKind.IMPLAUSIBLE_VALUE),
     ((0.0, float("nan"), 9.81), (0.0, 0.0, 0.0), FaultKind.IMPLAUSIBLE_VALUE),
 ])
@@ -233,7 +245,7 @@ def test_implausible_samples_latch(acc: tuple[float, float, float],
                                    gyro: tuple[float, float, float], kind: FaultKind) -> None:
     rig = Rig()
     rig.run(0.2, intensity=1.0)
-    rig.supervisor.observe(Sample(rig.now + 0.001, acc, gyro), rig.now)
+    rig.watch.observe(Sample(rig.now + 0.001, acc, gyro), rig.now)
     assert rig.supervisor.faults[0].kind is kind
     assert rig.device_ma() == 0
 
@@ -241,8 +253,8 @@ def test_implausible_samples_latch(acc: tuple[float, float, float],
 def test_timestamps_going_backwards_or_jumping_latch() -> None:
     rig = Rig()
     rig.run(0.2)
-    rig.supervisor.observe(Sample(rig.now - 0.05, (0.0, 0.0, 9.81), (0.0, 1.0, 0.0)), rig.now)
-    rig.supervisor.observe(Sample(rig.now + 0.5, (0.0, 0.0, 9.81), (0.0, 2.0, 0.0)), rig.now)
+    rig.watch.observe(Sample(rig.now - 0.05, (0.0, 0.0, GRAVITY_MPS2), (0.0, 1.0, 0.0)), rig.now)
+    rig.watch.observe(Sample(rig.now + 0.5, (0.0, 0.0, GRAVITY_MPS2), (0.0, 2.0, 0.0)), rig.now)
     assert {f.kind for f in rig.supervisor.faults} == {FaultKind.TIME_BACKWARDS,
                                                       FaultKind.TIME_JUMP}
 
@@ -273,7 +285,7 @@ def test_output_never_leaves_the_window_and_is_zero_while_latched(script: list[A
         elif action == "tick":
             rig.now += value
             rig.feed()
-            rig.supervisor.tick(rig.now)
+            rig.tick()
         elif action == "nudge":
             rig.supervisor.nudge(rig.now, 1, int(value))
         elif action == "fault":
@@ -305,7 +317,7 @@ def test_no_burst_outlasts_the_max_and_duty_stays_bounded(script: list[tuple[boo
         rig.feed()
         rig.supervisor.request(rig.now, 1, 1.0 if on else 0.0)
         previous = rig.now - dt
-        rig.supervisor.tick(rig.now)
+        rig.tick()
         delivering = rig.supervisor.output_ma(1) > 0
         if delivering:
             burst_start = previous if burst_start is None else burst_start

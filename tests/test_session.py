@@ -6,16 +6,17 @@ import bisect
 import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
 
 from controller.devices.recording import ReferenceEvent, load_recording
+from controller.observe import SessionObserver
 from controller.record import read_rows
-from controller.safety import FaultKind
-from controller.simulate import SimulatedRig, build_simulated_session
-from controller.types import GaitEvent, GaitEventKind, Sample
+from controller.runner import SessionRunner
+from controller.assembly import SimulatedRig, build_simulated_session
+from controller.types import FaultKind, GaitEvent, GaitEventKind, Sample
 from protocols import Protocol, load_protocol
 from simulator.inmemory import StimulatorMisbehaviour
 from simulator.motion import MotionFault
@@ -63,7 +64,7 @@ def swings_and_stances(reference: list[ReferenceEvent]) -> tuple[list[float], li
 def test_recorded_walk_is_stimulated_in_swing_and_not_in_stance(tmp_path: Path,
                                                                 foot: str) -> None:
     rig = make_rig(tmp_path, foot)
-    summary = rig.session.run()
+    summary = rig.runner().run()
     assert summary.status == "completed"
     assert summary.faults == []
     reference = load_recording(BUNDLED, foot).reference
@@ -74,22 +75,24 @@ def test_recorded_walk_is_stimulated_in_swing_and_not_in_stance(tmp_path: Path,
     assert len(swings) >= 20 and len(stances) >= 20
     assert len(stimulated) >= 0.95 * len(swings), (len(stimulated), len(swings))
     assert len(quiet) == len(stances), sorted(set(stances) - set(quiet))
-    assert summary.stimulated_steps >= 0.9 * len(swings)
+    assert summary.figures["stimulated_steps"] >= 0.9 * len(swings)
 
 
 def test_record_holds_samples_events_commands_and_steps(tmp_path: Path) -> None:
     rig = make_rig(tmp_path)
-    summary = rig.session.run()
+    summary = rig.runner().run()
+    assert summary.record_path is not None
     db = Path(summary.record_path)
     count = {table: read_rows(db, f"SELECT count(*) FROM {table}")[0][0]
              for table in ("samples", "events", "commands", "steps", "phases")}
     assert count["samples"] == summary.samples == 7928
-    assert count["steps"] == summary.steps > 20
-    assert count["events"] > 2 * summary.steps
-    assert count["commands"] > summary.steps
+    steps = summary.figures["steps"]
+    assert count["steps"] == steps > 20
+    assert count["events"] > 2 * steps
+    assert count["commands"] > steps
     status, stored = read_rows(db, "SELECT status, summary FROM sessions")[0]
     assert status == "completed"
-    assert json.loads(stored)["stimulated_steps"] == summary.stimulated_steps
+    assert json.loads(stored)["stimulated_steps"] == summary.figures["stimulated_steps"]
     protocol_text = read_rows(db, "SELECT toml FROM protocols")[0][0]
     assert load_protocol(GAIT).name in protocol_text
     journal = read_rows(db, "PRAGMA journal_mode")[0][0]
@@ -103,6 +106,7 @@ def test_record_reaches_the_disk_while_the_session_runs(tmp_path: Path) -> None:
         rig.session.step()
     time.sleep(0.3)  # the record commits on wall time: what a kill can lose is wall time
     rig.session.step()
+    assert rig.session.record is not None
     db = Path(rig.session.record.path)
     wait_for_rows(db, "SELECT * FROM samples", at_least=2000)
     newest = read_rows(db, "SELECT max(t_s) FROM samples")[0][0]
@@ -141,14 +145,15 @@ class ToeOffsOnly:
 def test_missed_heel_strike_closes_the_step_without_more_stimulation(tmp_path: Path) -> None:
     protocol = load_protocol(GAIT)
     rig = make_rig(tmp_path, protocol=protocol)
-    rig.session._detector = ToeOffsOnly(period_s=3.0)
-    summary = rig.session.run()
+    rig.session.control._detector = ToeOffsOnly(period_s=3.0)  # type: ignore[attr-defined]
+    summary = rig.runner().run()
+    assert summary.record_path is not None
     limit_s = protocol.stimulation.max_burst_s
     bursts = bursts_of(rig)
     assert len(bursts) >= 10
     for start_s, end_s in bursts:
         assert end_s - start_s <= limit_s + rig.clock.tick_s
-    assert summary.missed_heel_strikes == summary.steps == len(bursts)
+    assert summary.figures["missed_heel_strikes"] == summary.figures["steps"] == len(bursts)
     outcomes = read_rows(Path(summary.record_path), "SELECT DISTINCT outcome FROM steps")
     assert outcomes == [("missed_heel_strike",)]
     assert not any(kind == "burst_limit" for (kind,) in read_rows(
@@ -201,7 +206,7 @@ def stall(rig: SimulatedRig, at_s: float) -> None:
 
 
 def emergency(rig: SimulatedRig, at_s: float) -> None:
-    rig.session.request_emergency_stop("test button")
+    rig.session.submit(lambda now_s: rig.session.emergency_stop(now_s, "test button"))
 
 
 def bad_request(rig: SimulatedRig, at_s: float) -> None:
@@ -246,10 +251,11 @@ def test_injected_fault_zeroes_output_within_a_tick_latches_is_recorded_and_need
     for _ in range(round(1.5 / tick)):
         session.step()
         assert session.supervisor.output_ma(1) == 0.0, "latched until an explicit reset"
+    assert session.record is not None
     recorded = wait_for_rows(Path(session.record.path), "SELECT kind FROM faults")
     assert (kind.value,) in recorded
 
-    assert session.reset_faults() == []
+    assert session.reset_faults(session.now_s) == []
     delivered_before = len(rig.stimulator.model.delivered)
     for _ in range(round(3.0 / tick)):
         session.step()
@@ -275,25 +281,50 @@ def test_stimulator_that_stops_answering_is_stopped_by_its_own_watchdog(tmp_path
         rig.stimulator.tick()
     assert rig.stimulator.model.is_delivering is False
     assert rig.stimulator.model.delivered[-1].reason.startswith("device watchdog")
-    assert session.reset_faults(), "no reset while the stimulator does not answer"
+    assert session.reset_faults(session.now_s), "no reset while the stimulator does not answer"
 
 
-def test_patient_pause_and_stop(tmp_path: Path) -> None:
-    rig = make_rig(tmp_path)
-    session = rig.session
-    run_into_a_burst(rig)
-    session.pause()
-    for _ in range(round(3.0 / rig.clock.tick_s)):
-        session.step()
-    assert session.supervisor.output_ma(1) == 0.0 or \
-        session.supervisor.output_ma(1) < session.supervisor.setting_ma(1)
-    assert rig.stimulator.model.is_delivering is False
-    session.resume()
-    for _ in range(round(3.0 / rig.clock.tick_s)):
-        session.step()
-    assert len(rig.session.machine.steps) > 3
-    session.request_stop("patient")
-    assert session.step() is False
-    summary = session.finish()
+class Script(SessionObserver):
+    """A test probe: runs ``(t_s, action)`` pairs on the loop's thread once session time
+    reaches each ``t_s``, and keeps the channel-1 commands as the device received them."""
+
+    def __init__(self, actions: list[tuple[float, Callable[[], None]]]) -> None:
+        self._actions = sorted(actions, key=lambda pair: pair[0])
+        self.outputs_ma: list[tuple[float, float]] = []
+
+    def on_command(self, t_s: float, amplitudes_ma: Mapping[int, float]) -> None:
+        self.outputs_ma.append((t_s, amplitudes_ma[1]))
+
+    def on_tick(self, t_s: float) -> None:
+        while self._actions and self._actions[0][0] <= t_s:
+            self._actions.pop(0)[1]()
+
+
+def test_patient_pause_resume_nudge_and_stop_through_the_runner(tmp_path: Path) -> None:
+    holder: list[SessionRunner] = []
+    script = Script([
+        (8.0, lambda: holder[0].pause()),
+        (11.0, lambda: holder[0].resume()),
+        (14.0, lambda: holder[0].nudge(1, +3)),
+        (20.0, lambda: holder[0].stop("patient")),
+    ])
+    samples = load_recording(BUNDLED, "left").samples()
+    rig = build_simulated_session(load_protocol(GAIT), samples, tmp_path / "record.sqlite",
+                                  source="test#left", observers=[script])
+    runner = rig.runner()
+    holder.append(runner)
+    setting_before = rig.session.supervisor.setting_ma(1)
+    summary = runner.run()
     assert summary.status == "stopped"
+    ended_s = samples[0].t_s + summary.duration_s
+    assert 20.0 <= ended_s <= 20.0 + 2 * rig.clock.tick_s
+    paused = [ma for t, ma in script.outputs_ma if 8.0 + 0.5 <= t < 11.0]
+    assert not paused or max(paused) == 0.0, "nothing but the ramp-down while paused"
+    assert rig.session.supervisor.setting_ma(1) == setting_before + 3
+    later = [ma for t, ma in script.outputs_ma if t >= 15.0]
+    assert max(later) > max(ma for t, ma in script.outputs_ma if t < 8.0)
     assert rig.stimulator.model.is_delivering is False
+    assert summary.record_path is not None
+    notices = [kind for (kind,) in read_rows(Path(summary.record_path),
+                                             "SELECT kind FROM notices")]
+    assert notices == ["pause", "resume", "nudge", "stop"]

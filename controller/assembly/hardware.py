@@ -1,8 +1,8 @@
-"""Assemble a supervised session on the devices that URLs name (``fes run``).
+"""A supervised session on the devices that URLs name (``fes run``, the GUI).
 
-The session is the one ``fes simulate`` runs (same detector, protocol, supervisor and
-record); only the devices and the clock differ. See :mod:`controller.devices.urls` for the
-URLs.
+The session is the one ``fes simulate`` runs (same control, protocol, supervisor and
+record); only the devices and the clock differ. See :mod:`controller.assembly.urls` for
+the URLs.
 
 The clock follows the motion sensor, because the sensor's timestamps are the session's time:
 
@@ -25,26 +25,23 @@ in-process simulator of ``fes simulate``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from controller.clock import Clock, MonotonicClock, VirtualClock
+from controller.assembly.build import build_session
+from controller.assembly.urls import DeviceUrlError, open_motion_sensor, open_stimulator
+from controller.clock import MonotonicClock, VirtualClock
 from controller.detect.calibration import GaitCalibration
-from controller.detect.factory import make_detector
-from controller.devices.base import (
-    ChannelSetup,
-    DeviceError,
-    MotionSensor,
-    Stimulator,
-)
-from controller.devices.urls import DeviceUrlError, open_motion_sensor, open_stimulator
+from controller.devices.base import ChannelSetup, DeviceError, MotionSensor, Stimulator
 from controller.devices.witmotion_imu import WitMotionImu
-from controller.record import SessionRecord
-from controller.session import GaitSession
-from protocols import Protocol, dump_protocol
+from controller.observe import SessionObserver
+from controller.runner import SessionRunner, StatusCallback
+from controller.session import Session
+from protocols import Protocol
+from simulator.motion import SimulatedMotion
 
 TICK_S = 0.01
 """The control tick of a session on devices: the DESIGN's 100 Hz loop."""
@@ -61,30 +58,20 @@ class DeviceOpenError(Exception):
 class DeviceSession:
     """A session ready to run, and the span of session time it is expected to cover."""
 
-    session: GaitSession
+    session: Session
     start_s: float
     end_s: float
+    watchdog_s: float
+    """Wall time a tick may take before the runner's watchdog stops output."""
 
-
-def supervised_session(protocol: Protocol, sensor: MotionSensor, stimulator: Stimulator,
-                       clock: Clock, db_path: Path, *, sensor_name: str, stimulator_name: str,
-                       duration_s: float | None = None, patient: str | None = None,
-                       calibration: GaitCalibration | None = None) -> GaitSession:
-    """The session and its record, as every front end (simulate, run, tests) builds them.
-
-    ``calibration`` (from ``fes calibrate``) lets the gait detector stimulate from the
-    first step instead of calibrating itself on the first steps of the walk.
-    """
-    record = SessionRecord(db_path, protocol_name=protocol.name,
-                           protocol_toml=dump_protocol(protocol), sensor=sensor_name,
-                           stimulator=stimulator_name, patient=patient)
-    return GaitSession(protocol, sensor, stimulator, clock, record,
-                       make_detector(protocol.trigger, calibration), duration_s)
+    def runner(self, on_status: StatusCallback | None = None) -> SessionRunner:
+        return SessionRunner(self.session, on_status=on_status, watchdog_s=self.watchdog_s)
 
 
 def build_device_session(protocol: Protocol, stimulator_url: str, imu_url: str, db_path: Path,
                          *, duration_s: float | None = None, patient: str | None = None,
-                         calibration: GaitCalibration | None = None) -> DeviceSession:
+                         calibration: GaitCalibration | None = None,
+                         observers: Iterable[SessionObserver] = ()) -> DeviceSession:
     """Open both devices, connect the stimulator, and wire the session.
 
     Raises :class:`DeviceOpenError` for a bad URL or a device that cannot be opened, after
@@ -115,15 +102,15 @@ def build_device_session(protocol: Protocol, stimulator_url: str, imu_url: str, 
         else:
             start_s = clock.now()
             end_s = start_s + span_s
-        session = supervised_session(protocol, sensor, stimulator, clock, db_path,
-                                     sensor_name=imu_url, stimulator_name=stimulator_url,
-                                     duration_s=duration_s, patient=patient,
-                                     calibration=calibration)
+        session = build_session(protocol, sensor, stimulator, clock, db_path,
+                                sensor_name=imu_url, stimulator_name=stimulator_url,
+                                duration_s=duration_s, patient=patient,
+                                calibration=calibration, observers=observers)
     except BaseException:
         stimulator.close()
         sensor.close()
         raise
-    return DeviceSession(session, start_s, end_s)
+    return DeviceSession(session, start_s, end_s, protocol.safety_config().loop_late_s)
 
 
 def sample_driven_clock(imu: WitMotionImu) -> MonotonicClock:
@@ -142,8 +129,6 @@ def _opened(open_device: Callable[[], T], url: str) -> T:
 
 
 def _recording_span(sensor: MotionSensor) -> tuple[float, float]:
-    from simulator.motion import SimulatedMotion
-
     assert isinstance(sensor, SimulatedMotion), "sim:// and replay:// open a recording"
     return sensor.start_s, sensor.end_s
 
@@ -204,6 +189,13 @@ class _ConnectedStimulator:
 
     def check(self) -> None:
         self._device.check()
+
+    def emergency_stop(self) -> None:
+        self._device.emergency_stop()
+
+    @property
+    def amplitude_step_ma(self) -> float:
+        return self._device.amplitude_step_ma
 
     def stop(self) -> None:
         self._link_fresh = False

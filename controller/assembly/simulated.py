@@ -1,21 +1,25 @@
-"""Assemble a supervised session on the in-process simulator (``fes simulate``, tests).
+"""A supervised session on the in-process simulator (``fes simulate``, tests, scripts).
 
 Nothing here is simulator-only logic: it picks a motion source and the stimulator twin
-and hands them to the same GaitSession a hardware session uses.
+and builds the same session a hardware session uses.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from controller.assembly.build import build_session
 from controller.clock import VirtualClock
 from controller.detect.calibration import GaitCalibration
 from controller.devices.recording import load_recording
-from controller.run import supervised_session
-from controller.session import GaitSession
+from controller.observe import SessionObserver
+from controller.runner import SessionRunner, StatusCallback
+from controller.session import Session
 from controller.types import Sample
 from protocols import Protocol
+from simulator import BUNDLED_WALK
 from simulator.inmemory import InMemoryStimulator
 from simulator.motion import MotionFault, SimulatedMotion
 
@@ -28,10 +32,15 @@ MIN_RATE_HZ = 50.0
 class SimulatedRig:
     """A session plus handles on the simulated hardware, for fault injection and checks."""
 
-    session: GaitSession
+    session: Session
     motion: SimulatedMotion
     stimulator: InMemoryStimulator
     clock: VirtualClock
+    watchdog_s: float | None
+    """The runner's wall-clock loop watchdog: only when paced to the wall clock."""
+
+    def runner(self, on_status: StatusCallback | None = None) -> SessionRunner:
+        return SessionRunner(self.session, on_status=on_status, watchdog_s=self.watchdog_s)
 
 
 def parse_injection(text: str) -> tuple[MotionFault, float, float]:
@@ -50,10 +59,11 @@ def recorded_walk(path: Path, foot: str) -> list[Sample]:
     return load_recording(path, foot).samples()
 
 
-def build_simulated_session(protocol: Protocol, samples: list[Sample], db_path: Path, *,
-                            source: str, duration_s: float | None = None,
+def build_simulated_session(protocol: Protocol, samples: list[Sample], db_path: Path | None,
+                            *, source: str, duration_s: float | None = None,
                             realtime: bool = False, patient: str | None = None,
-                            calibration: GaitCalibration | None = None) -> SimulatedRig:
+                            calibration: GaitCalibration | None = None,
+                            observers: Iterable[SessionObserver] = ()) -> SimulatedRig:
     span_s = samples[-1].t_s - samples[0].t_s
     if not span_s > 0:
         raise ValueError("the walk's timestamps do not increase")
@@ -64,8 +74,21 @@ def build_simulated_session(protocol: Protocol, samples: list[Sample], db_path: 
     clock = VirtualClock(1.0 / rate_hz, start_s=samples[0].t_s, realtime=realtime)
     motion = SimulatedMotion(samples, clock)
     stimulator = InMemoryStimulator(clock.now)
-    session = supervised_session(protocol, motion, stimulator, clock, db_path,
-                                 sensor_name=source, stimulator_name="sim://rehastim2",
-                                 duration_s=duration_s, patient=patient,
-                                 calibration=calibration)
-    return SimulatedRig(session, motion, stimulator, clock)
+    session = build_session(protocol, motion, stimulator, clock, db_path,
+                            sensor_name=source, stimulator_name="sim://rehastim2",
+                            duration_s=duration_s, patient=patient, calibration=calibration,
+                            observers=observers)
+    watchdog_s = protocol.safety_config().loop_late_s if realtime else None
+    return SimulatedRig(session, motion, stimulator, clock, watchdog_s)
+
+
+def simulate_walk(protocol: Protocol, db_path: Path | str | None, *,
+                  walk: Path = BUNDLED_WALK, foot: str | None = None,
+                  observers: Iterable[SessionObserver] = (),
+                  patient: str | None = None) -> SimulatedRig:
+    """The shortest way to a supervised simulated session: ``protocol`` walked on a recording
+    (the bundled walk by default, the protocol's leg by default), recorded in ``db_path``."""
+    foot = foot or protocol.leg
+    return build_simulated_session(
+        protocol, recorded_walk(walk, foot), Path(db_path) if db_path is not None else None,
+        source=f"sim://{walk.name}#{foot}", patient=patient, observers=observers)

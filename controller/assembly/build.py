@@ -1,0 +1,58 @@
+"""How a session is built: protocol + devices + record + calibration -> a Session.
+
+The one place that knows which control a protocol's mode needs and how the supervisor,
+the sensor watch, the observers and the record are wired around it. The command line, the
+GUI, tests and scripts all build sessions here, whatever the devices are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from controller.clock import Clock
+from controller.detect.calibration import GaitCalibration
+from controller.detect.factory import make_detector
+from controller.devices.base import MotionSensor, Stimulator
+from controller.gait_control import GaitControl
+from controller.machine import GaitMachine
+from controller.observe import Observers, SessionObserver
+from controller.record import SessionRecord
+from controller.safety import SafetySupervisor
+from controller.sensor_watch import SensorWatch
+from controller.session import ModeControl, Session
+from protocols import Protocol, dump_protocol
+
+
+def build_session(protocol: Protocol, sensor: MotionSensor, stimulator: Stimulator,
+                  clock: Clock, db_path: Path | None, *, sensor_name: str,
+                  stimulator_name: str, duration_s: float | None = None,
+                  patient: str | None = None, calibration: GaitCalibration | None = None,
+                  observers: Iterable[SessionObserver] = ()) -> Session:
+    """A session ready to start, recorded in ``db_path`` (None: not recorded).
+
+    ``calibration`` (from ``fes calibrate``) lets the gait detector stimulate from the
+    first step instead of calibrating itself on the first steps of the walk.
+    """
+    fanout = Observers(observers)
+    supervisor = SafetySupervisor(stimulator, protocol.safety_config(), fanout)
+    watch = SensorWatch(supervisor, protocol.sensor_limits())
+    control = _control(protocol, fanout, supervisor, calibration)
+    record = None
+    if db_path is not None:
+        record = SessionRecord(db_path, protocol_name=protocol.name,
+                               protocol_toml=dump_protocol(protocol), sensor=sensor_name,
+                               stimulator=stimulator_name, patient=patient)
+    return Session(control, sensor, supervisor, watch, clock, fanout,
+                   duration_s if duration_s is not None else protocol.session.duration_s,
+                   record)
+
+
+def _control(protocol: Protocol, observers: Observers, supervisor: SafetySupervisor,
+             calibration: GaitCalibration | None) -> ModeControl:
+    stimulation = protocol.stimulation
+    start_on = getattr(protocol.trigger, "start_on", "toe_off")
+    machine = GaitMachine(start_on, protocol.extension_s,
+                          step_limit_s=stimulation.max_burst_s - stimulation.ramp_down_s)
+    return GaitControl(make_detector(protocol.trigger, calibration), machine, observers,
+                       lambda: supervisor.total_charge_uc)

@@ -1,0 +1,101 @@
+"""Gait mode: detector events drive the gait machine, which says when to stimulate.
+
+This is everything gait-specific about a session: the detector, the phase machine,
+arming (no output after a reset or a resume until the leg is back in stance, so a burst
+never starts mid-swing), and the step and charge accounting behind the gait summary.
+The session loop around it is the same for every mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from controller.detect.base import GaitDetector
+from controller.machine import GaitMachine, GaitPhase, StepOutcome
+from controller.observe import Observers
+from controller.types import ClosedStep, Sample
+
+FIGURE_LABELS = {
+    "steps": "steps",
+    "stimulated_steps": "stimulated steps",
+    "missed_heel_strikes": "missed heel strikes",
+    "unexpected_events": "unexpected (false) events",
+}
+
+
+class GaitControl:
+    """One stimulated leg: samples in, phases and units out, an intensity wanted."""
+
+    labels = FIGURE_LABELS
+
+    def __init__(self, detector: GaitDetector, machine: GaitMachine, observers: Observers,
+                 delivered_charge_uc: Callable[[], float]) -> None:
+        self.machine = machine
+        self._detector = detector
+        self._observers = observers
+        self._delivered_charge_uc = delivered_charge_uc
+        self._phase = machine.phase
+        """The phase last reported to the observers."""
+        self._armed = True
+        self._steps_closed = 0
+        self._charge_at_step_start_uc = 0.0
+        self._stimulated_steps = 0
+
+    @property
+    def phase(self) -> str:
+        return self._phase.value
+
+    def feed(self, sample: Sample) -> None:
+        for event in self._detector.update(sample):
+            self._observers.event(event)
+            self.machine.handle(event)
+            self._note_phase(event.detected_at_s)
+
+    def advance(self, now_s: float) -> None:
+        """Let time act on the machine (extension ends, a too-long step closes)."""
+        self.machine.advance(now_s)
+        self._note_phase(now_s)
+
+    def intensity(self) -> float:
+        """Full setting while the machine wants output and the leg has been armed."""
+        if self.machine.phase is GaitPhase.STANCE:
+            self._armed = True
+        return 1.0 if self.machine.wants_stimulation and self._armed else 0.0
+
+    def rearm(self) -> None:
+        """After a reset or a resume: wait for stance before stimulating again."""
+        self._armed = False
+
+    def close_units(self) -> None:
+        """Report closed steps with the charge delivered while each was open."""
+        steps = self.machine.steps
+        for step in steps[self._steps_closed:]:
+            charge_uc = self._delivered_charge_uc() - self._charge_at_step_start_uc
+            if charge_uc > 0.0:
+                self._stimulated_steps += 1
+            self._observers.unit(ClosedStep(step.index, step.start_s, step.end_s,
+                                            step.heel_strike_s, step.outcome.value, charge_uc))
+        self._steps_closed = len(steps)
+
+    def counts(self) -> dict[str, int]:
+        """The live counters a display shows."""
+        return {"steps": len(self.machine.steps)}
+
+    def figures(self) -> dict[str, int | float]:
+        steps = self.machine.steps
+        return {
+            "steps": len(steps),
+            "stimulated_steps": self._stimulated_steps,
+            "missed_heel_strikes": sum(s.outcome is StepOutcome.MISSED_HEEL_STRIKE
+                                       for s in steps),
+            "unexpected_events": self.machine.unexpected_events,
+        }
+
+    def _note_phase(self, t_s: float) -> None:
+        phase = self.machine.phase
+        if phase is self._phase:
+            return
+        if self._phase is GaitPhase.STANCE:
+            self._charge_at_step_start_uc = self._delivered_charge_uc()
+        self._phase = phase
+        self._observers.phase(t_s, phase.value)

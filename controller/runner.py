@@ -1,0 +1,161 @@
+"""SessionRunner: the one way any front end runs a session.
+
+It owns the control loop's thread, so the command line, the GUI, tests and scripts all
+drive a session the same way: start it, send commands from any thread (stop, emergency
+stop, pause, resume, nudge, reset; each applied at the start of the next tick), get a
+throttled status callback, and wait for the summary.
+
+It also watches the loop from outside. Output may stay on only while the loop is alive:
+if a tick does not come within ``watchdog_s`` of wall time (a detector call that never
+returns, a stalled disk, a debugger), the watchdog stops the stimulator itself through
+the supervisor's :meth:`~controller.safety.SafetySupervisor.halt`, and the loop, if it
+ever comes back, latches the fault. An emergency stop takes the same path at once, so it
+works while the loop is stuck.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from controller.session import Session
+from controller.types import FaultKind, SessionStatus, SessionSummary, StatusLine
+
+StatusCallback = Callable[[StatusLine], None]
+
+
+class SessionRunner:
+    def __init__(self, session: Session, *, on_status: StatusCallback | None = None,
+                 status_interval_s: float = 0.1, watchdog_s: float | None = None) -> None:
+        """``watchdog_s``: wall time a tick may take before output is stopped from outside
+        the loop; None for a session on simulated time that is not paced to the wall clock
+        (there, lateness is judged on the session clock by the supervisor alone)."""
+        self.session = session
+        self._on_status = on_status
+        self._status_interval_s = status_interval_s
+        self._watchdog_s = watchdog_s
+        self._beat_s: float | None = None
+        """Wall time of the loop's last sign of life; None while it may block by design
+        (bringing a stimulator up)."""
+        self._thread: threading.Thread | None = None
+        self._done = threading.Event()
+        self._summary: SessionSummary | None = None
+        self._error: BaseException | None = None
+
+    # -- commands, from any thread ----------------------------------------------------------
+
+    def stop(self, source: str = "operator") -> None:
+        """End the session at the next tick; output ramps off with the supervisor's shutdown."""
+        self.session.submit(lambda now_s: self.session.stop(now_s, source))
+
+    def emergency_stop(self, source: str, end_session: bool = True) -> None:
+        """Output off now (even if the loop is stuck), latched until a reset."""
+        self.session.supervisor.halt(FaultKind.EMERGENCY_STOP, source)
+        self.session.submit(
+            lambda now_s: self.session.emergency_stop(now_s, source, end_session))
+
+    def pause(self) -> None:
+        self.session.submit(self.session.pause)
+
+    def resume(self) -> None:
+        self.session.submit(self.session.resume)
+
+    def nudge(self, channel: int, steps: int) -> None:
+        """The patient's ±: whole 1 mA steps, kept inside the therapist's window."""
+        def nudge(now_s: float) -> None:
+            self.session.nudge(now_s, channel, steps)
+        self.session.submit(nudge)
+
+    def nudge_all(self, steps: int) -> None:
+        for channel in self.session.supervisor.channels:
+            self.nudge(channel, steps)
+
+    def reset_faults(self) -> None:
+        """Clear latched faults whose causes are gone (refusals go to the record)."""
+        self.session.submit(self._reset)
+
+    # -- running ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run the loop on its own thread; returns at once."""
+        if self._thread is not None:
+            raise RuntimeError("a runner runs its session once")
+        self._thread = threading.Thread(target=self._loop, name="control-loop", daemon=True)
+        self._thread.start()
+        if self._watchdog_s is not None:
+            threading.Thread(target=self._watch, name="loop-watchdog", daemon=True).start()
+
+    def wait(self, timeout_s: float | None = None) -> SessionSummary | None:
+        """The summary once the session has ended (None if ``timeout_s`` ran out first).
+
+        An error that ended the loop is raised here, after output was turned off.
+        """
+        if not self._done.wait(timeout_s):
+            return None
+        if self._error is not None:
+            raise self._error
+        return self._summary
+
+    def run(self) -> SessionSummary:
+        """Start and wait for the end; the loop still runs on its own thread, so a signal
+        handler on the calling thread can always reach :meth:`emergency_stop`."""
+        self.start()
+        while (summary := self.wait(0.1)) is None:
+            pass
+        return summary
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and not self._done.is_set()
+
+    # -- the loop's thread ------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        session = self.session
+        try:
+            session.start()
+            self._beat_s = last_status_s = time.monotonic()
+            latched = session.supervisor.latched
+            while session.step():
+                self._beat_s = now = time.monotonic()
+                if self._on_status is not None and (
+                        now - last_status_s >= self._status_interval_s
+                        or session.supervisor.latched is not latched):
+                    last_status_s, latched = now, session.supervisor.latched
+                    self._on_status(session.status_line())
+        except BaseException as exc:  # noqa: BLE001 - handed to wait(), after output off
+            session.status = SessionStatus.FAILED
+            self._error = exc
+        finally:
+            self._beat_s = None
+            try:
+                self._summary = session.finish()
+                if self._on_status is not None:
+                    self._on_status(session.status_line())
+            except BaseException as exc:  # noqa: BLE001 - handed to wait()
+                self._error = self._error or exc
+            self._done.set()
+
+    def _reset(self, now_s: float) -> None:
+        self._beat_s = None  # bringing the stimulator up again may take a while
+        try:
+            self.session.reset_faults(now_s)
+        finally:
+            self._beat_s = time.monotonic()
+
+    def _watch(self) -> None:
+        assert self._watchdog_s is not None
+        limit_s = self._watchdog_s
+        fired_for: float | None = None
+        while not self._done.wait(min(0.005, limit_s / 10)):
+            beat_s = self._beat_s
+            if beat_s is None or beat_s == fired_for:
+                continue
+            silent_s = time.monotonic() - beat_s
+            if silent_s > limit_s:
+                fired_for = beat_s
+                self.session.supervisor.halt(
+                    FaultKind.LOOP_LATE,
+                    f"control loop silent for {1000 * silent_s:.0f} ms: output stopped by "
+                    "the loop watchdog")
