@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from controller.assembly import SimulatedRig, build_simulated_session
 from controller.devices.recording import ReferenceEvent, load_recording
 from controller.observe import SessionObserver
 from controller.record import read_rows
 from controller.runner import SessionRunner
-from controller.assembly import SimulatedRig, build_simulated_session
 from controller.types import FaultKind, GaitEvent, GaitEventKind, Sample
 from protocols import Protocol, load_protocol
 from simulator.inmemory import StimulatorMisbehaviour
