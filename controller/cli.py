@@ -1,7 +1,8 @@
 """The ``fes`` command line.
 
-Exit codes: 0 the session completed without a fault; 1 it ended with a fault or an
-emergency stop; 2 the input was refused (bad protocol, missing file, bad option).
+Exit codes: 0 the session completed (or was stopped by its user) without a fault; 1 it
+ended with a fault or an emergency stop; 2 the input was refused (bad protocol, missing
+file, bad option).
 """
 
 from __future__ import annotations
@@ -294,7 +295,8 @@ def _supervise(make_runner: Callable[..., SessionRunner], start_s: float, end_s:
                      highlight=False)
         return EXIT_FAULT
     _print_summary(summary, protocol)
-    return EXIT_OK if summary.status == "completed" and not summary.faults else EXIT_FAULT
+    ended_well = summary.status in ("completed", "stopped") and not summary.faults
+    return EXIT_OK if ended_well else EXIT_FAULT
 
 
 def _run_with_progress(runner: SessionRunner, latest: list[StatusLine], start_s: float,

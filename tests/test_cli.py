@@ -90,6 +90,36 @@ def test_ctrl_c_is_an_emergency_stop_and_the_record_says_so(tmp_path: Path) -> N
                      (fault_s,)) == [(0,)]
 
 
+def test_keys_on_the_terminal_drive_the_running_session(tmp_path: Path) -> None:
+    """The live line is a front end too: +, p, p and space reach the session through its
+    runner, with standard input a real terminal (a pseudo-terminal here)."""
+    db = tmp_path / "record.sqlite"
+    leader, follower = os.openpty()
+    process = subprocess.Popen([*FES, "simulate", "--realtime", "--db", str(db)],
+                               stdin=follower, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    os.close(follower)
+    try:
+        deadline = time.monotonic() + 30
+        while recorded_samples(db) <= 200:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "the session never started recording"
+            time.sleep(0.05)
+        for key in (b"+", b"p", b"p", b" "):
+            os.write(leader, key)
+            time.sleep(0.5)
+        assert process.wait(timeout=10) == 0
+    finally:
+        process.kill()
+        process.wait()
+        os.close(leader)
+    notices = read_rows(db, "SELECT kind, detail FROM notices ORDER BY t_s")
+    assert notices == [("nudge", "channel 1: 25 mA"), ("pause", "output paused"),
+                       ("resume", "output resumes at the next cycle"),
+                       ("stop", "session ended by keyboard")]
+    assert read_rows(db, "SELECT status FROM sessions") == [("stopped",)]
+
+
 def test_calibrate_writes_a_calibration_the_detector_can_load(tmp_path: Path) -> None:
     out = tmp_path / "calibration.toml"
     result = fes("calibrate", "--data", str(WALK), "--foot", "right", "--out", str(out))
