@@ -68,16 +68,21 @@ def recorded_samples(db: Path) -> int:
         return 0
 
 
+def wait_until_recording(process: subprocess.Popen[str], db: Path) -> None:
+    """Until a session started by ``process`` has samples in its record (a live session)."""
+    deadline = time.monotonic() + 30
+    while recorded_samples(db) <= 200:
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline, "the session never started recording"
+        time.sleep(0.05)
+
+
 def test_ctrl_c_is_an_emergency_stop_and_the_record_says_so(tmp_path: Path) -> None:
     db = tmp_path / "record.sqlite"
     process = subprocess.Popen([*FES, "simulate", "--realtime", "--db", str(db)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while recorded_samples(db) <= 200:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, "the session never started recording"
-            time.sleep(0.05)
+        wait_until_recording(process, db)
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 1
     finally:
@@ -100,11 +105,7 @@ def test_keys_on_the_terminal_drive_the_running_session(tmp_path: Path) -> None:
                                stderr=subprocess.PIPE, text=True)
     os.close(follower)
     try:
-        deadline = time.monotonic() + 30
-        while recorded_samples(db) <= 200:
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, "the session never started recording"
-            time.sleep(0.05)
+        wait_until_recording(process, db)
         for key in (b"+", b"p", b"p", b" "):
             os.write(leader, key)
             time.sleep(0.5)
