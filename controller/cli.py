@@ -40,7 +40,7 @@ from controller.runner import SessionRunner
 from controller.terminal_keys import HELP as KEYS_HELP
 from controller.terminal_keys import TerminalKeys
 from controller.types import Sample, SessionSummary, StatusLine
-from protocols import Protocol, ProtocolError, load_protocol
+from protocols import GaitProtocol, Protocol, ProtocolError, load_protocol
 from protocols.loader import LIBRARY, library_protocols
 from simulator import BUNDLED_WALK
 from simulator.synthetic import synthetic_walk
@@ -232,20 +232,28 @@ def _devices(args: argparse.Namespace) -> int:
 
 def _protocol_check(args: argparse.Namespace) -> int:
     protocol = load_protocol(args.file)
-    console.print(f"[green]ok[/] {args.file}: {protocol.name!r}, {len(protocol.channels)} "
-                  f"channel(s), trigger {protocol.trigger.kind}, "
+    console.print(f"[green]ok[/] {args.file}: {protocol.name!r}, {protocol.mode}, "
+                  f"{len(protocol.channels)} channel(s), {_what_drives(protocol)}, "
                   f"{protocol.stimulation.frequency_hz:g} Hz", highlight=False)
     return EXIT_OK
 
 
 def _protocol_list(args: argparse.Namespace) -> int:
-    table = Table("file", "name", "trigger", "channels")
+    table = Table("file", "name", "mode", "driven by", "channels")
     for path in library_protocols():
         protocol = load_protocol(path)
-        table.add_row(path.name, protocol.name, protocol.trigger.kind,
+        table.add_row(path.name, protocol.name, protocol.mode, _what_drives(protocol),
                       ", ".join(str(ch.channel) for ch in protocol.channels))
     console.print(table)
     return EXIT_OK
+
+
+def _what_drives(protocol: Protocol) -> str:
+    """The trigger of a gait protocol, the pairing and phases of an exercise."""
+    if isinstance(protocol, GaitProtocol):
+        return f"trigger {protocol.trigger.kind}"
+    phases = "+".join(protocol.exercise.stimulate) or "measure only"
+    return f"{protocol.exercise.pairing}, {phases}"
 
 
 # -- fes simulate ------------------------------------------------------------------------

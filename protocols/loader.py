@@ -15,12 +15,13 @@ from typing import Any
 
 import annotated_types
 import tomli_w
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
-from protocols.schema import TRIGGER_KINDS, Protocol
+from protocols.schema import MODES, TRIGGER_KINDS, AnyProtocol, Protocol
 
 LIBRARY = Path(__file__).parent / "library"
+_PROTOCOL: TypeAdapter[Protocol] = TypeAdapter(AnyProtocol)
 
 
 class ProtocolError(ValueError):
@@ -43,16 +44,26 @@ def parse_protocol(text: str, source: str = "<protocol>") -> Protocol:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProtocolError(f"{source}: not valid TOML: {exc}") from None
+    if data.get("mode", "gait") not in MODES:
+        raise ProtocolError(f"{source}:{_line_of(text, ('mode',)) or 1}: mode: "
+                            f"{data['mode']!r} is not a mode (allowed: "
+                            f"{', '.join(map(repr, MODES))})")
     try:
-        return Protocol.model_validate(data)
+        return _PROTOCOL.validate_python(data)
     except ValidationError as exc:
         lines = [_describe(error, text, source) for error in exc.errors()]
         raise ProtocolError("\n".join(lines)) from None
 
 
+_FILE_ORDER = ("name", "description", "mode", "leg", "extension_s", "channels", "stimulation",
+               "trigger", "exercise", "safety", "session")
+"""Top-level keys in the order a therapist reads a file: who and what first, limits last."""
+
+
 def dump_protocol(protocol: Protocol) -> str:
     """TOML text that loads back to an equal protocol."""
-    return tomli_w.dumps(protocol.model_dump(mode="json"))
+    data = protocol.model_dump(mode="json")
+    return tomli_w.dumps({key: data[key] for key in _FILE_ORDER if key in data})
 
 
 def library_protocols() -> list[Path]:
@@ -61,7 +72,7 @@ def library_protocols() -> list[Path]:
 
 def _describe(error: Any, text: str, source: str) -> str:
     tagged_loc = tuple(error["loc"])
-    loc = tuple(part for part in tagged_loc if part not in TRIGGER_KINDS)
+    loc = _without_tags(tagged_loc)
     field = _dotted(loc) or "protocol"
     line = _line_of(text, loc)
     where = f"{source}:{line}" if line else source
@@ -75,6 +86,14 @@ def _describe(error: Any, text: str, source: str) -> str:
         got = f", got {error['input']!r}"
     suffix = f" (allowed: {allowed})" if allowed else ""
     return f"{where}: {field}: {message}{suffix}{got}"
+
+
+def _without_tags(tagged_loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The location as the file spells it: pydantic puts the union tags in (the mode first,
+    the trigger kind after ``trigger``), which a therapist never wrote."""
+    loc = tagged_loc[1:] if tagged_loc[:1] and tagged_loc[0] in MODES else tagged_loc
+    return tuple(part for index, part in enumerate(loc)
+                 if not (index > 0 and loc[index - 1] == "trigger" and part in TRIGGER_KINDS))
 
 
 def _dotted(loc: tuple[Any, ...]) -> str:
@@ -98,7 +117,7 @@ def _allowed_range(loc: tuple[Any, ...]) -> str:
 
 def _field_info(loc: tuple[Any, ...]) -> FieldInfo | None:
     """Walk the schema along an error location (tags included) to the field it names."""
-    choices: dict[str, type[BaseModel]] = {"": Protocol}
+    choices: dict[str, type[BaseModel]] = dict(MODES)
     info: FieldInfo | None = None
     for part in loc:
         if isinstance(part, int):

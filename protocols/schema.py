@@ -2,16 +2,25 @@
 
 Each field's range is the hard limit from ``controller.safety``; a protocol can only
 narrow those limits. Unknown keys are refused so a typo (``pulse_width_ms``) never passes
-silently.
+silently. There is one model per mode (``mode = "gait"`` or ``"exercise"``), each with
+its own limits (a gait burst is at most 2 s, an exercise hold at most 10 s); a file is
+read as the one its ``mode`` names.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import typing
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from controller.safety import HARD_LIMITS, ChannelLimits, SafetyConfig, charge_per_phase_uc
+from controller.safety import (
+    HARD_LIMITS,
+    ChannelLimits,
+    Mode,
+    SafetyConfig,
+    charge_per_phase_uc,
+)
 from controller.sensor_watch import SensorLimits
 
 _LIMITS = HARD_LIMITS
@@ -42,13 +51,21 @@ class Channel(_Section):
 
 
 class Stimulation(_Section):
+    """Gait: a burst covers one swing."""
+
     frequency_hz: float = Field(ge=_LIMITS.frequency_min_hz, le=_LIMITS.frequency_max_hz)
     ramp_up_s: float = Field(ge=0, le=_LIMITS.ramp_max_s)
     ramp_down_s: float = Field(ge=0, le=_LIMITS.ramp_max_s)
-    max_burst_s: float = Field(default=1.5, gt=0, le=_LIMITS.burst_max_gait_s)
+    max_burst_s: float = Field(default=1.5, gt=0, le=_LIMITS.burst_max_s("gait"))
     duty_cycle_max: float = Field(default=_LIMITS.duty_cycle_max, gt=0,
                                   le=_LIMITS.duty_cycle_max,
                                   description="largest on-time fraction over any 60 s")
+
+
+class ExerciseStimulation(Stimulation):
+    """Exercise: a burst may cover a whole rise and hold."""
+
+    max_burst_s: float = Field(default=6.0, gt=0, le=_LIMITS.burst_max_s("exercise"))
 
 
 class GyroTrigger(_Section):
@@ -94,23 +111,18 @@ class Session(_Section):
     duration_s: float = Field(gt=0, le=4 * 3600)
 
 
-class Protocol(_Section):
-    """A whole protocol file."""
+class _ProtocolBase(_Section):
+    """What every mode's protocol holds: who, which electrodes, how long, which limits."""
 
     name: str = Field(min_length=1)
     description: str = ""
-    mode: Literal["gait"] = "gait"
     leg: Literal["left", "right"]
-    extension_s: float = Field(default=0.1, ge=0, le=0.5,
-                               description="stimulation kept on after heel strike")
     channels: list[Channel] = Field(min_length=1, max_length=8)
-    stimulation: Stimulation
-    trigger: Trigger
     safety: Safety = Safety()
     session: Session
 
     @model_validator(mode="after")
-    def _channels_unique_and_within_charge(self) -> Protocol:
+    def _channels_unique_and_within_charge(self) -> Any:
         numbers = [ch.channel for ch in self.channels]
         if len(set(numbers)) != len(numbers):
             raise ValueError(f"channel numbers must be unique, got {numbers}")
@@ -124,23 +136,121 @@ class Protocol(_Section):
                     "(safety.charge_per_phase_max_uc); refused, not clipped: lower one of them")
         return self
 
-    def safety_config(self) -> SafetyConfig:
-        """The supervisor's view of this protocol."""
+    def _safety_config(self, mode: Mode, stimulation: Stimulation | ExerciseStimulation
+                       ) -> SafetyConfig:
         return SafetyConfig(
             channels=tuple(
                 ChannelLimits(ch.channel, ch.pulse_width_us, ch.amplitude_min_ma,
                               ch.amplitude_max_ma, ch.amplitude_start_ma)
                 for ch in self.channels),
-            frequency_hz=self.stimulation.frequency_hz,
-            ramp_up_s=self.stimulation.ramp_up_s,
-            ramp_down_s=self.stimulation.ramp_down_s,
-            max_burst_s=self.stimulation.max_burst_s,
-            duty_cycle_max=self.stimulation.duty_cycle_max,
+            frequency_hz=stimulation.frequency_hz,
+            ramp_up_s=stimulation.ramp_up_s,
+            ramp_down_s=stimulation.ramp_down_s,
+            max_burst_s=stimulation.max_burst_s,
+            duty_cycle_max=stimulation.duty_cycle_max,
             charge_per_phase_max_uc=self.safety.charge_per_phase_max_uc,
-            mode=self.mode,
+            mode=mode,
         )
 
     def sensor_limits(self) -> SensorLimits:
         """The sensor watch's view of this protocol."""
         return SensorLimits(silent_s=self.safety.sensor_silent_s,
                             frozen_s=self.safety.sensor_frozen_s)
+
+
+class GaitProtocol(_ProtocolBase):
+    """Stimulation timed to the phases of walking."""
+
+    mode: Literal["gait"] = "gait"
+    extension_s: float = Field(default=0.1, ge=0, le=0.5,
+                               description="stimulation kept on after heel strike")
+    stimulation: Stimulation
+    trigger: Trigger
+
+    def safety_config(self) -> SafetyConfig:
+        """The supervisor's view of this protocol."""
+        return self._safety_config("gait", self.stimulation)
+
+
+Exercise = Literal[
+    "seated_dorsiflexion", "toe_raises", "assisted_toe_raises", "toe_raise_negatives",
+    "heel_raises", "ankle_eversion", "ankle_inversion", "band_dorsiflexion", "step_taps",
+    "heel_walking", "single_leg_stand", "ankle_alphabet", "calf_stretch",
+    "knee_extension",
+]
+EXERCISES: tuple[str, ...] = typing.get_args(Exercise)
+"""The exercises the controller knows how to measure; each has one bundled protocol."""
+StimulatedPhase = Literal["rise", "hold", "lower"]
+
+
+class ExerciseSection(_Section):
+    """One exercise as the therapist's sheet prescribes it."""
+
+    exercise: Exercise
+    instruction: str = Field(min_length=1, max_length=200,
+                             description="what the patient is told, in plain words")
+    sets: int = Field(ge=1, le=10)
+    reps: int = Field(ge=1, le=50, description="repetitions per set")
+    hold_s: float = Field(ge=0, le=60, description="time to hold at the top of each rep")
+    rest_between_reps_s: float = Field(default=3.0, ge=0, le=120)
+    rest_between_sets_s: float = Field(default=60.0, ge=0, le=600)
+    target_rom_deg: float = Field(gt=0, le=90, description="range of motion aimed for")
+    rise_s: float = Field(default=1.0, gt=0, le=10, description="tempo of the rise")
+    lower_s: float = Field(default=1.0, gt=0, le=10,
+                           description="tempo of the lowering (long for slow negatives)")
+    pairing: Literal["triggered", "cued", "assist_as_needed"]
+    onset_threshold_deg: float = Field(default=5.0, gt=0, le=30,
+                                       description="movement from rest that is an onset")
+    assist_timeout_s: float = Field(default=2.0, gt=0, le=10,
+                                    description="assist-as-needed: time to reach the target "
+                                    "before stimulation helps")
+    stimulate: list[StimulatedPhase] = Field(
+        default_factory=list, description="phases stimulated; empty: measure only")
+    axis: Literal["auto", "x", "y", "z", "-x", "-y", "-z"] = "auto"
+    placement: Literal["foot", "shank"] = "foot"
+
+
+class ExerciseProtocol(_ProtocolBase):
+    """Stimulation paired with a prescribed exercise, repetition by repetition."""
+
+    mode: Literal["exercise"]
+    stimulation: ExerciseStimulation
+    exercise: ExerciseSection
+
+    @model_validator(mode="after")
+    def _bursts_fit_the_limit(self) -> Any:
+        """Refuse a prescription whose stimulated part cannot fit one burst: the supervisor
+        would cut it mid-hold, which is no way to pair stimulation with an exercise."""
+        ex, stimulation = self.exercise, self.stimulation
+        phases_s = {"rise": ex.rise_s, "hold": ex.hold_s, "lower": ex.lower_s}
+        if ex.pairing == "assist_as_needed":
+            phases_s["rise"] = max(ex.rise_s, ex.assist_timeout_s)
+        burst_s = sum(phases_s[phase] for phase in set(ex.stimulate)) + stimulation.ramp_down_s
+        if ex.stimulate and burst_s > stimulation.max_burst_s:
+            raise ValueError(
+                f"exercise: the stimulated phases ({' + '.join(sorted(set(ex.stimulate)))}) "
+                f"with the ramp-down last {burst_s:g} s, longer than stimulation.max_burst_s "
+                f"{stimulation.max_burst_s:g} s (at most "
+                f"{_LIMITS.burst_max_s('exercise'):g} s for an exercise): shorten the hold "
+                "or stimulate fewer phases")
+        return self
+
+    def safety_config(self) -> SafetyConfig:
+        """The supervisor's view of this protocol."""
+        return self._safety_config("exercise", self.stimulation)
+
+
+def _mode_of(data: Any) -> str:
+    """The model a protocol file is read as; files written before modes existed are gait."""
+    if isinstance(data, dict):
+        return str(data.get("mode", "gait"))
+    return str(getattr(data, "mode", "gait"))
+
+
+Protocol = GaitProtocol | ExerciseProtocol
+"""A protocol of any mode; narrow it with ``isinstance`` where the mode matters."""
+
+AnyProtocol = Annotated[
+    Annotated[GaitProtocol, Tag("gait")] | Annotated[ExerciseProtocol, Tag("exercise")],
+    Discriminator(_mode_of)]
+MODES: dict[str, type[BaseModel]] = {"gait": GaitProtocol, "exercise": ExerciseProtocol}

@@ -21,7 +21,7 @@ from controller.record import SessionRecord
 from controller.safety import SafetySupervisor
 from controller.sensor_watch import SensorWatch
 from controller.session import ModeControl, Session
-from protocols import Protocol, dump_protocol
+from protocols import GaitProtocol, Protocol, dump_protocol
 
 
 def build_session(protocol: Protocol, sensor: MotionSensor, stimulator: Stimulator,
@@ -50,6 +50,9 @@ def build_session(protocol: Protocol, sensor: MotionSensor, stimulator: Stimulat
 
 def _control(protocol: Protocol, observers: Observers, supervisor: SafetySupervisor,
              calibration: GaitCalibration | None) -> ModeControl:
+    """The mode's own logic: the one place that looks at which mode a protocol is."""
+    if not isinstance(protocol, GaitProtocol):
+        raise NotImplementedError("exercise sessions arrive with the exercise control")
     stimulation = protocol.stimulation
     start_on = getattr(protocol.trigger, "start_on", "toe_off")
     machine = GaitMachine(start_on, protocol.extension_s,
