@@ -77,6 +77,10 @@ class GaitControl:
                                             step.heel_strike_s, step.outcome.value, charge_uc))
         self._steps_closed = len(steps)
 
+    @property
+    def finished(self) -> bool:
+        return False
+
     def counts(self) -> dict[str, int]:
         """The live counters a display shows."""
         return {"steps": len(self.machine.steps)}

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from controller.types import ClosedStep, Fault, GaitEvent, Sample, SessionSummary
+from controller.types import Cue, Fault, GaitEvent, Sample, SessionSummary, Unit
 
 
 class SessionObserver:
@@ -30,8 +30,11 @@ class SessionObserver:
     def on_phase(self, t_s: float, phase: str) -> None:
         """The mode's machine entered ``phase``."""
 
-    def on_unit(self, unit: ClosedStep) -> None:
-        """A unit of work closed: a step (gait)."""
+    def on_unit(self, unit: Unit) -> None:
+        """A unit of work closed: a step (gait) or a repetition (exercise)."""
+
+    def on_cue(self, cue: Cue) -> None:
+        """The patient is told something: lift, hold 3 s, lower slowly, rest, done."""
 
     def on_command(self, t_s: float, amplitudes_ma: Mapping[int, float]) -> None:
         """Amplitudes sent to the stimulator, in its own steps: what it delivers."""
@@ -49,7 +52,7 @@ class SessionObserver:
         """The session has ended and output is off; nothing more will be emitted."""
 
 
-_HOOKS = ("on_sample", "on_event", "on_phase", "on_unit", "on_command", "on_fault",
+_HOOKS = ("on_sample", "on_event", "on_phase", "on_unit", "on_cue", "on_command", "on_fault",
           "on_notice", "on_tick", "on_finish")
 
 
@@ -88,8 +91,11 @@ class Observers:
     def phase(self, t_s: float, phase: str) -> None:
         self._emit("on_phase", t_s, phase)
 
-    def unit(self, unit: ClosedStep) -> None:
+    def unit(self, unit: Unit) -> None:
         self._emit("on_unit", unit)
+
+    def cue(self, cue: Cue) -> None:
+        self._emit("on_cue", cue)
 
     def command(self, t_s: float, amplitudes_ma: Mapping[int, float]) -> None:
         self._emit("on_command", t_s, amplitudes_ma)

@@ -23,7 +23,7 @@ from typing import Any
 import platformdirs
 
 from controller.observe import SessionObserver
-from controller.types import ClosedStep, Fault, GaitEvent, Sample, SessionSummary
+from controller.types import ClosedStep, Cue, Fault, GaitEvent, Sample, SessionSummary, Unit
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS patients (
@@ -74,10 +74,21 @@ CREATE TABLE IF NOT EXISTS steps (
     session_id INTEGER NOT NULL, step INTEGER NOT NULL, start_s REAL NOT NULL,
     end_s REAL NOT NULL, heel_strike_s REAL, outcome TEXT NOT NULL, charge_uc REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS repetitions (
+    session_id INTEGER NOT NULL, set_index INTEGER NOT NULL, rep_index INTEGER NOT NULL,
+    onset_s REAL NOT NULL, peak_s REAL NOT NULL, peak_angle_deg REAL NOT NULL,
+    time_to_peak_s REAL NOT NULL, hold_s REAL NOT NULL, lower_s REAL, end_s REAL NOT NULL,
+    stimulated INTEGER NOT NULL, charge_uc REAL NOT NULL, stimulation_s REAL NOT NULL,
+    assisted INTEGER NOT NULL, sway_deg REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cues (
+    session_id INTEGER NOT NULL, t_s REAL NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS samples_by_session ON samples(session_id, t_s);
 """
 
-_TABLES = ("samples", "events", "phases", "commands", "faults", "notices", "steps")
+_TABLES = ("samples", "events", "phases", "commands", "faults", "notices", "steps",
+           "repetitions", "cues")
 _INSERTS = {
     "samples": "INSERT INTO samples VALUES (?,?,?,?,?,?,?,?,?,?,?)",
     "events": "INSERT INTO events VALUES (?,?,?,?)",
@@ -86,6 +97,8 @@ _INSERTS = {
     "faults": "INSERT INTO faults VALUES (?,?,?,?)",
     "notices": "INSERT INTO notices VALUES (?,?,?,?)",
     "steps": "INSERT INTO steps VALUES (?,?,?,?,?,?,?)",
+    "repetitions": "INSERT INTO repetitions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    "cues": "INSERT INTO cues VALUES (?,?,?,?)",
 }
 
 
@@ -159,10 +172,20 @@ class SessionRecord(SessionObserver):
     def on_phase(self, t_s: float, phase: str) -> None:
         self._pending["phases"].append((self.session_id, t_s, phase))
 
-    def on_unit(self, unit: ClosedStep) -> None:
-        self._pending["steps"].append(
-            (self.session_id, unit.index, unit.start_s, unit.end_s, unit.heel_strike_s,
-             unit.outcome, unit.charge_uc))
+    def on_unit(self, unit: Unit) -> None:
+        if isinstance(unit, ClosedStep):
+            self._pending["steps"].append(
+                (self.session_id, unit.index, unit.start_s, unit.end_s, unit.heel_strike_s,
+                 unit.outcome, unit.charge_uc))
+            return
+        self._pending["repetitions"].append(
+            (self.session_id, unit.set_index, unit.rep_index, unit.onset_s, unit.peak_s,
+             unit.peak_angle_deg, unit.time_to_peak_s, unit.hold_s, unit.lower_s, unit.end_s,
+             unit.stimulated, unit.charge_uc, unit.stimulation_s, unit.assisted,
+             unit.sway_deg))
+
+    def on_cue(self, cue: Cue) -> None:
+        self._pending["cues"].append((self.session_id, cue.t_s, cue.kind, cue.text))
 
     def on_command(self, t_s: float, amplitudes_ma: Mapping[int, float]) -> None:
         self._pending["commands"].extend(

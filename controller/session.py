@@ -54,6 +54,10 @@ class ModeControl(Protocol):
     def close_units(self) -> None:
         """Report units (steps, repetitions) that closed, with the charge they received."""
 
+    @property
+    def finished(self) -> bool:
+        """The mode's own end (all sets done); a walk ends only by time or by its user."""
+
     def counts(self) -> dict[str, int]: ...
 
     def figures(self) -> dict[str, int | float]: ...
@@ -167,7 +171,8 @@ class Session:
         self.supervisor.tick(now)
         self.observers.tick(now)
         assert self._start_s is not None, "start() before step()"
-        if self.status is SessionStatus.RUNNING and now - self._start_s >= self._duration_s:
+        if self.status is SessionStatus.RUNNING and (
+                control.finished or now - self._start_s >= self._duration_s):
             self.status = SessionStatus.COMPLETED
         return self.status is SessionStatus.RUNNING
 

@@ -83,6 +83,52 @@ class ClosedStep:
     charge_uc: float
 
 
+@dataclass(frozen=True, slots=True)
+class Repetition:
+    """One exercise repetition as the session accounts for it once it has ended.
+
+    Angles are from the calibrated rest orientation in the movement's plane; times are
+    session time. ``hold_s`` is how long the top was held (within a tolerance of the
+    peak), ``lower_s`` the time from the end of the hold back to rest (None if the limb
+    never got back while the machine waited).
+    """
+
+    set_index: int
+    rep_index: int
+    onset_s: float
+    peak_s: float
+    peak_angle_deg: float
+    hold_s: float
+    lower_s: float | None
+    end_s: float
+    stimulated: bool
+    charge_uc: float
+    stimulation_s: float
+    assisted: bool
+    sway_deg: float
+    """Spread (standard deviation) of the angle while held: steadiness, and the sway of a
+    balance exercise."""
+
+    @property
+    def time_to_peak_s(self) -> float:
+        return self.peak_s - self.onset_s
+
+
+Unit = ClosedStep | Repetition
+"""What a session closes one at a time: a step of a walk or a repetition of an exercise."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cue:
+    """What the patient is told now (shown large, and spoken where the platform can)."""
+
+    t_s: float
+    kind: str
+    """start, hold, lower, rest, set_break, done."""
+    text: str
+    duration_s: float | None = None
+
+
 class SessionStatus(str, Enum):
     RUNNING = "running"
     COMPLETED = "completed"
