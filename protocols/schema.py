@@ -189,6 +189,8 @@ class ExerciseSection(_Section):
     exercise: Exercise
     instruction: str = Field(min_length=1, max_length=200,
                              description="what the patient is told, in plain words")
+    start_cue: str = Field(default="Lift", min_length=1, max_length=40,
+                           description="the word that starts each repetition")
     sets: int = Field(ge=1, le=10)
     reps: int = Field(ge=1, le=50, description="repetitions per set")
     hold_s: float = Field(ge=0, le=60, description="time to hold at the top of each rep")
@@ -218,21 +220,33 @@ class ExerciseProtocol(_ProtocolBase):
     exercise: ExerciseSection
 
     @model_validator(mode="after")
-    def _bursts_fit_the_limit(self) -> Any:
-        """Refuse a prescription whose stimulated part cannot fit one burst: the supervisor
-        would cut it mid-hold, which is no way to pair stimulation with an exercise."""
+    def _stimulation_fits_the_limits(self) -> Any:
+        """Refuse a prescription whose stimulated part cannot fit one burst, or whose
+        repetitions, done as prescribed, would stimulate for more than the duty-cycle limit:
+        the supervisor would cut the output mid-repetition, which is no way to pair
+        stimulation with an exercise."""
         ex, stimulation = self.exercise, self.stimulation
+        if not ex.stimulate:
+            return self
         phases_s = {"rise": ex.rise_s, "hold": ex.hold_s, "lower": ex.lower_s}
         if ex.pairing == "assist_as_needed":
             phases_s["rise"] = max(ex.rise_s, ex.assist_timeout_s)
-        burst_s = sum(phases_s[phase] for phase in set(ex.stimulate)) + stimulation.ramp_down_s
-        if ex.stimulate and burst_s > stimulation.max_burst_s:
+        stimulated = sorted(set(ex.stimulate))
+        burst_s = sum(phases_s[phase] for phase in stimulated) + stimulation.ramp_down_s
+        if burst_s > stimulation.max_burst_s:
             raise ValueError(
-                f"exercise: the stimulated phases ({' + '.join(sorted(set(ex.stimulate)))}) "
-                f"with the ramp-down last {burst_s:g} s, longer than stimulation.max_burst_s "
+                f"exercise: the stimulated phases ({' + '.join(stimulated)}) with the "
+                f"ramp-down last {burst_s:g} s, longer than stimulation.max_burst_s "
                 f"{stimulation.max_burst_s:g} s (at most "
                 f"{_LIMITS.burst_max_s('exercise'):g} s for an exercise): shorten the hold "
                 "or stimulate fewer phases")
+        cycle_s = sum(phases_s.values()) + ex.rest_between_reps_s
+        if burst_s / cycle_s > stimulation.duty_cycle_max:
+            raise ValueError(
+                f"exercise: stimulated {burst_s:g} s in every {cycle_s:g} s repetition "
+                f"({100 * burst_s / cycle_s:.0f} % on-time), over the duty-cycle limit "
+                f"stimulation.duty_cycle_max {100 * stimulation.duty_cycle_max:.0f} %: "
+                "lengthen the rest between repetitions")
         return self
 
     def safety_config(self) -> SafetyConfig:

@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocols import ProtocolError, dump_protocol, load_protocol, parse_protocol
+from protocols import (
+    ExerciseProtocol,
+    ProtocolError,
+    dump_protocol,
+    load_protocol,
+    parse_protocol,
+)
+from protocols.schema import EXERCISES
 from protocols.loader import library_protocols
 
 GAIT = Path(__file__).resolve().parents[1] / "protocols" / "library" / "peroneal_gait_gyro.toml"
@@ -132,3 +139,47 @@ def test_protocol_check_accepts_the_bundled_protocol() -> None:
     result = fes("protocol", "check", str(GAIT))
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout
+
+
+EXERCISE = GAIT.parent / "exercise_seated_dorsiflexion.toml"
+BAD_EXERCISE = {
+    "hold_over_the_burst_limit": (lambda t: edit(t, "hold_s = 3.0", "hold_s = 12.0"),
+                                  ["stimulated phases (hold + rise)", "13.5 s",
+                                   "max_burst_s 6 s", "at most 10 s"]),
+    "burst_over_the_exercise_limit": (lambda t: edit(t, "max_burst_s = 6.0",
+                                                     "max_burst_s = 12.0"),
+                                      ["stimulation.max_burst_s", "<= 10.0", ":18:"]),
+    "no_reps": (lambda t: edit(t, "reps = 10", "reps = 0"), ["exercise.reps", ">= 1", ":26:"]),
+    "unknown_exercise": (lambda t: edit(t, 'exercise = "seated_dorsiflexion"',
+                                        'exercise = "jumping_jacks"'),
+                         ["exercise.exercise", "'toe_raises'", "jumping_jacks"]),
+    "over_the_duty_cycle": (lambda t: edit(t, "rest_between_reps_s = 5.0",
+                                           "rest_between_reps_s = 0.0"),
+                            ["duty-cycle limit", "lengthen the rest"]),
+    "unknown_mode": (lambda t: edit(t, 'mode = "exercise"', 'mode = "dance"'),
+                     [":3:", "'dance' is not a mode", "'gait', 'exercise'"]),
+    "gait_key_in_an_exercise": (lambda t: edit(t, 'leg = "left"', 'leg = "left"\n'
+                                               "extension_s = 0.1"),
+                                ["extension_s", "unknown key"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_EXERCISE))
+def test_bad_exercise_protocol_exits_2_with_one_clear_message(case: str,
+                                                              tmp_path: Path) -> None:
+    make, expected = BAD_EXERCISE[case]
+    path = tmp_path / f"{case}.toml"
+    path.write_text(make(EXERCISE.read_text()))
+    result = fes("protocol", "check", str(path))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    message = " ".join(result.stderr.split())
+    assert len(result.stderr.strip().splitlines()) == 1
+    for fragment in expected:
+        assert fragment in message, (fragment, message)
+
+
+def test_the_library_has_one_protocol_per_exercise() -> None:
+    exercises = [protocol.exercise.exercise for path in library_protocols()
+                 if isinstance(protocol := load_protocol(path), ExerciseProtocol)]
+    assert sorted(exercises) == sorted(EXERCISES)
