@@ -17,8 +17,8 @@ from protocols import (
     load_protocol,
     parse_protocol,
 )
-from protocols.schema import EXERCISES
 from protocols.loader import library_protocols
+from protocols.schema import EXERCISES
 
 GAIT = Path(__file__).resolve().parents[1] / "protocols" / "library" / "peroneal_gait_gyro.toml"
 
