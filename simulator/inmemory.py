@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from controller.devices.base import ChannelSetup, StimulatorError
-from controller.devices.sciencemode import current_code_ma
+from controller.devices.sciencemode import CURRENT_STEP_MA, current_code_ma
 from simulator.rehastim_model import RESULT_OK, RehaStimModel
 
 
@@ -36,13 +36,19 @@ class InMemoryStimulator:
         self.misbehaviour = StimulatorMisbehaviour.NONE
         self._clock = clock
         self._pulse_widths_us: dict[int, int] = {}
+        self._halted = False
         self.connected = False
+
+    @property
+    def amplitude_step_ma(self) -> float:
+        return float(CURRENT_STEP_MA)
 
     def connect(self) -> None:
         self._answer("connect", RESULT_OK)
         self.connected = True
 
     def configure(self, channels: Sequence[ChannelSetup], frequency_hz: float) -> None:
+        self._halted = False
         self._pulse_widths_us = {setup.channel: setup.pulse_width_us for setup in channels}
         now = self._clock()
         result = self.model.init_channel_list(set(self._pulse_widths_us), 1000.0 / frequency_hz,
@@ -50,6 +56,8 @@ class InMemoryStimulator:
         self._answer("configure", result)
 
     def update(self, amplitudes_ma: Mapping[int, float]) -> None:
+        if self._halted:
+            raise StimulatorError("output halted by an emergency stop; configure again first")
         unknown = set(amplitudes_ma) - set(self._pulse_widths_us)
         if unknown:
             raise StimulatorError(f"channels {sorted(unknown)} were not configured")
@@ -68,6 +76,12 @@ class InMemoryStimulator:
         if self.misbehaviour is StimulatorMisbehaviour.NO_ANSWER:
             raise StimulatorError("stimulator did not acknowledge stop within 100 ms")
         self.model.stop(now)
+
+    def emergency_stop(self) -> None:
+        """Stop now, whoever calls (a watchdog, a signal handler); output stays refused
+        until the next configure, as on the serial driver."""
+        self._halted = True
+        self.model.stop(self._clock(), "emergency stop")
 
     def check(self) -> None:
         """A twin told to misbehave reports it here as the serial driver would."""

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import serial
 
+from controller.assembly.urls import DeviceUrlError, open_motion_sensor, open_stimulator
 from controller.clock import VirtualClock
 from controller.devices import sciencemode as sm
 from controller.devices.probe import list_devices
 from controller.devices.rehastim2 import RehaStim2
-from controller.devices.urls import DeviceUrlError, open_motion_sensor, open_stimulator
 from controller.devices.witmotion_imu import WitMotionImu
 from tests.sim_process import SimProcess, running_simulator, wait_for
 

@@ -18,14 +18,16 @@ from pathlib import Path
 
 import pytest
 
+from controller.assembly.build import build_session
+from controller.assembly.hardware import TICK_S, build_device_session, sample_driven_clock
 from controller.clock import Clock, MonotonicClock
 from controller.devices.base import SensorError
-from controller.devices.urls import open_stimulator
 from controller.devices.witmotion_imu import WitMotionImu
-from controller.run import TICK_S, build_device_session, sample_driven_clock, supervised_session
-from controller.safety import FaultKind
-from controller.types import Sample
+from controller.observe import SessionObserver
+from controller.runner import SessionRunner
+from controller.types import Fault, FaultKind, Sample
 from protocols import load_protocol
+from simulator.inmemory import InMemoryStimulator
 from tests.sim_process import SimProcess, running_simulator, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,23 +107,25 @@ def test_a_loop_on_the_wake_up_ticks_per_sample_not_on_its_grid(imu: WitMotionIm
     assert sum(grid) / len(grid) > 3.5, grid  # nominally five: the measure can tell them apart
 
 
+class TickCounter(SessionObserver):
+    def __init__(self) -> None:
+        self.ticks = 0
+
+    def on_tick(self, t_s: float) -> None:
+        self.ticks += 1
+
+
 def test_fes_run_wires_the_sample_driven_clock(tmp_path: Path) -> None:
     """At 200 Hz a 10 ms grid would tick once per two samples; the session ticks per sample."""
+    counter = TickCounter()
     with running_simulator(tmp_path, "--walk", str(WALK), "--init-interval", "0.05",
                            "--imu-rate", "200") as sim:
         device_session = build_device_session(
             load_protocol(GAIT), f"serial://{sim.stimulator}", f"serial://{sim.imu}",
-            tmp_path / "run.sqlite", duration_s=1.0)
-        session = device_session.session
-        ticks = 0
-        try:
-            session.start()
-            while session.step():
-                ticks += 1
-        finally:
-            summary = session.finish()
+            tmp_path / "run.sqlite", duration_s=1.0, observers=[counter])
+        summary = device_session.runner().run()
     assert summary.samples > 100
-    assert ticks > 0.75 * summary.samples, (ticks, summary.samples)
+    assert counter.ticks > 0.75 * summary.samples, (counter.ticks, summary.samples)
 
 
 @dataclass
@@ -132,58 +136,50 @@ class Tick:
     silent: bool
 
 
-class WatchedSensor:
-    """Passes the IMU through and notes what each tick read."""
+class TickProbe(SessionObserver):
+    """Notes what each tick read and whether it latched silence; ends the session then."""
 
-    def __init__(self, imu: WitMotionImu) -> None:
-        self.imu = imu
-        self.last_read = 0
-        self.last_sample_s: float | None = None
+    def __init__(self) -> None:
+        self.ticks: list[Tick] = []
+        self.streaming = threading.Event()
+        self.runner: SessionRunner | None = None
+        self._read = 0
+        self._last_sample_s: float | None = None
+        self._silent = False
 
-    def read(self) -> list[Sample]:
-        samples = self.imu.read()
-        self.last_read = len(samples)
-        if samples:
-            self.last_sample_s = samples[-1].t_s
-        return samples
+    def on_sample(self, sample: Sample) -> None:
+        self._read += 1
+        self._last_sample_s = sample.t_s
 
-    def close(self) -> None:
-        self.imu.close()
+    def on_fault(self, fault: Fault) -> None:
+        self._silent |= fault.kind is FaultKind.SENSOR_SILENT
+
+    def on_tick(self, t_s: float) -> None:
+        self.ticks.append(Tick(t_s, self._read, self._last_sample_s, self._silent))
+        self._read = 0
+        if len(self.ticks) == 50:
+            self.streaming.set()
+        if (self._silent or len(self.ticks) > 10_000) and self.runner is not None:
+            self.runner.stop("test")
 
 
 def test_silence_latches_sensor_silent_at_the_first_tick_past_the_limit(
         imu: WitMotionImu, sim: SimProcess, tmp_path: Path) -> None:
     protocol = load_protocol(GAIT)
-    sensor = WatchedSensor(imu)
+    probe = TickProbe()
     clock = sample_driven_clock(imu)
-    session = supervised_session(protocol, sensor, open_stimulator("sim://", clock), clock,
-                                 tmp_path / "silence.sqlite", sensor_name=sim.imu,
-                                 stimulator_name="sim://")
-    ticks: list[Tick] = []
-    streaming = threading.Event()
-
-    def loop() -> None:
-        try:
-            session.start()
-            while session.step():
-                silent = any(f.kind is FaultKind.SENSOR_SILENT for f in session.supervisor.faults)
-                ticks.append(Tick(session.status_line().t_s, sensor.last_read,
-                                  sensor.last_sample_s, silent))
-                if len(ticks) == 50:
-                    streaming.set()
-                if silent or len(ticks) > 10_000:
-                    return
-        finally:
-            session.finish()
-
-    runner = threading.Thread(target=loop, name="session")
+    session = build_session(protocol, imu, InMemoryStimulator(clock.now), clock,
+                            tmp_path / "silence.sqlite", sensor_name=sim.imu,
+                            stimulator_name="sim://", observers=[probe])
+    runner = probe.runner = SessionRunner(session)
     runner.start()
     try:
-        assert streaming.wait(WAIT_S * 5)
+        assert probe.streaming.wait(WAIT_S * 5)
         sim.command("imu stall")
     finally:
-        runner.join(timeout=30.0)
-    assert not runner.is_alive()
+        summary = runner.wait(30.0)
+    assert summary is not None
+    ticks = probe.ticks
 
     assert ticks[-1].silent, "the session ended without noticing the silence"
     fault_index = next(i for i, tick in enumerate(ticks) if tick.silent)

@@ -81,8 +81,35 @@ def test_keepalive_holds_the_output_past_the_device_watchdog(stimulator: RehaSti
                                                              sim: SimProcess) -> None:
     stimulator.update({CHANNEL: 10})
     wait_for(lambda: sim.output_ma(CHANNEL) == 10)
-    time.sleep(1.0)  # twice the device watchdog with nothing but keep-alives on the line
+    deadline = time.monotonic() + 1.0  # twice the device watchdog: keep-alives only
+    while time.monotonic() < deadline:
+        stimulator.check()  # the control loop's heartbeat, as the supervisor gives it
+        time.sleep(0.01)
     assert sim.output_ma(CHANNEL) == 10
+
+
+def test_without_the_loops_heartbeat_the_keepalive_stops_and_the_device_stops(
+        stimulator: RehaStim2, sim: SimProcess) -> None:
+    """A control loop stuck anywhere stops calling check(): the driver's own thread must
+    not hold the output on for it."""
+    stimulator.update({CHANNEL: 10})
+    wait_for(lambda: sim.output_ma(CHANNEL) == 10)
+    stuck_s = time.monotonic()
+    wait_for(lambda: sim.output_ma(CHANNEL) == 0, timeout_s=2.0)
+    assert time.monotonic() - stuck_s <= stimulator.keepalive_s + 0.5 + 0.2
+
+
+def test_an_emergency_stop_halts_output_until_configured_again(stimulator: RehaStim2,
+                                                               sim: SimProcess) -> None:
+    stimulator.update({CHANNEL: 10})
+    wait_for(lambda: sim.output_ma(CHANNEL) == 10)
+    stimulator.emergency_stop()
+    wait_for(lambda: sim.output_ma(CHANNEL) == 0)
+    with pytest.raises(StimulatorError, match="halted"):
+        stimulator.update({CHANNEL: 12})
+    stimulator.configure([ChannelSetup(CHANNEL, 250)], frequency_hz=40.0)
+    stimulator.update({CHANNEL: 12})
+    assert wait_for(lambda: sim.output_ma(CHANNEL) == 12)
     stimulator.check()
 
 
@@ -168,11 +195,6 @@ def test_device_restart_during_output_is_an_error(stimulator: RehaStim2,
     wait_for(lambda: sim.output_ma(CHANNEL) == 0)
     sim.command("stim ok")
     assert "restarted" in raises_within(stimulator.check, StimulatorError)
-
-
-def test_reconnect_is_refused_while_a_fault_is_latched(stimulator: RehaStim2) -> None:
-    with pytest.raises(StimulatorError, match="fault is latched"):
-        stimulator.connect(fault_latched=True)
 
 
 def test_no_device_on_the_port_is_an_error(sim: SimProcess) -> None:

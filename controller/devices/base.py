@@ -36,6 +36,10 @@ class ChannelSetup:
 class Stimulator(Protocol):
     """A multi-channel current stimulator (RehaStim 2 first)."""
 
+    @property
+    def amplitude_step_ma(self) -> float:
+        """The device's amplitude resolution: it delivers whole multiples of this."""
+
     def connect(self) -> None: ...
 
     def configure(self, channels: Sequence[ChannelSetup], frequency_hz: float) -> None: ...
@@ -46,10 +50,15 @@ class Stimulator(Protocol):
     def check(self) -> None:
         """Raise the first trouble seen since the last call (an unanswered or refused
         command, a lost link). Called every control tick, so a device that answers late
-        is caught even when no command is being sent."""
+        is caught even when no command is being sent. It is also the loop's heartbeat:
+        the keep-alive that holds the device's output on is sent only while it comes."""
 
     def stop(self) -> None:
         """Stop all output now. Must be safe to call at any time, repeatedly."""
+
+    def emergency_stop(self) -> None:
+        """Put a stop on the wire now, from any thread, without waiting for anything and
+        without raising; output stays refused until :meth:`configure` is called again."""
 
     def close(self) -> None:
         """Stop output and release the device."""

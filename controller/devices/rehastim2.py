@@ -3,7 +3,10 @@
 A thin loop around :mod:`controller.devices.sciencemode`: a reader thread owns all reads
 (as in pyserial's ``serial.threaded``), matches acknowledgements to the commands waiting
 for them, and sends the Watchdog keep-alive whenever nothing was sent for
-``keepalive_s``. Any thread may write, under a lock.
+``keepalive_s``, but only while the control loop is alive: every call into the driver
+(the supervisor calls :meth:`RehaStim2.check` each tick) is a heartbeat, and with no
+heartbeat for ``keepalive_s`` the keep-alive stops, so the device's own watchdog turns
+off the output of a loop that is stuck. Any thread may write, under a lock.
 
 Timing choices, each a constructor argument:
 * every command must be acknowledged within ``ack_timeout_s`` (100 ms). ``connect``,
@@ -86,19 +89,22 @@ class RehaStim2:
         self._main_interval_ms = 0.0
         self._output: tuple[sm.ChannelPulse, ...] | None = None
         """What we last told the device to put out; None while channel list mode is stopped."""
+        self._halted = False
+        """Set by :meth:`emergency_stop`: no output until :meth:`configure` again."""
+        self._heartbeat_s = float("-inf")
+        """When the control loop last called into the driver."""
         self.decoder = sm.Decoder()
 
     # -- Stimulator interface -------------------------------------------------------------
 
-    def connect(self, fault_latched: bool = False) -> None:
-        """Open the port and answer the device's Init.
+    @property
+    def amplitude_step_ma(self) -> float:
+        return float(sm.CURRENT_STEP_MA)
 
-        ``fault_latched`` is the supervisor's word: while a fault is latched no
-        (re)connection is made, so a broken link cannot be papered over by reopening it.
-        """
-        if fault_latched:
-            raise StimulatorError("reconnect refused: a fault is latched")
+    def connect(self) -> None:
+        """Open the port and answer the device's Init."""
         self.close()
+        self._heartbeat_s = self._clock()
         try:
             self._serial = open_port(self.port_name, self.baud, serial.PARITY_EVEN, READ_POLL_S)
         except PORT_ERRORS as exc:
@@ -126,7 +132,9 @@ class RehaStim2:
         self._connected = True
 
     def configure(self, channels: Sequence[ChannelSetup], frequency_hz: float) -> None:
+        self._heartbeat_s = self._clock()
         self._require_connection()
+        self._halted = False
         if self._output is not None:
             self._command(sm.StopChannelListMode(), "stop before reconfiguring")
             self._output = None
@@ -137,6 +145,8 @@ class RehaStim2:
     def update(self, amplitudes_ma: Mapping[int, float]) -> None:
         self.check()
         self._require_connection()
+        if self._halted:
+            raise StimulatorError("output halted by an emergency stop; configure again first")
         configured = {setup.channel for setup in self._channels}
         unknown = set(amplitudes_ma) - configured
         if unknown:
@@ -185,7 +195,9 @@ class RehaStim2:
     def check(self) -> None:
         """Raise the first trouble seen since the last call: an error answer, a
         StimulationError from the device, a command left unanswered past its deadline, or
-        a lost port. Called by every command; a session may also call it every tick."""
+        a lost port. Called by every command and by the supervisor every tick: the
+        heartbeat without which no keep-alive is sent."""
+        self._heartbeat_s = self._clock()
         with self._state:
             error, self._error = self._error, None
             if error is None and self._pending and \
@@ -198,12 +210,17 @@ class RehaStim2:
             raise error
 
     def emergency_stop(self) -> None:
-        """Write StopChannelListMode without waiting for anything: the exit-path stop.
+        """Write StopChannelListMode without waiting for anything: the exit-path stop, and
+        the stop of a loop watchdog or a signal while the control loop is stuck. Output is
+        refused from then on until :meth:`configure` is called again, so a loop that comes
+        back cannot switch it on by itself.
 
         No ``flush()``: on a serial port that is ``tcdrain``, which waits for the other
         end to take the bytes and can block an exit path for good. ``write`` hands the
         bytes to the kernel, which sends them after the process is gone.
         """
+        self._halted = True
+        self._output = None
         port = self._serial
         if port is None:
             return
@@ -275,7 +292,9 @@ class RehaStim2:
                 data = read_available(port)
                 for packet in self.decoder.feed(data):
                     self._handle(packet)
-                if self._connected and self._clock() - self._last_sent_s >= self.keepalive_s:
+                now_s = self._clock()
+                if self._connected and now_s - self._last_sent_s >= self.keepalive_s and \
+                        now_s - self._heartbeat_s < self.keepalive_s:
                     self._send(sm.Watchdog())
         except (*PORT_ERRORS, StimulatorError) as exc:
             if self._serial is port:
