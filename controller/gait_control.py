@@ -63,7 +63,9 @@ class GaitControl:
         return 1.0 if self.machine.wants_stimulation and self._armed else 0.0
 
     def rearm(self) -> None:
-        """After a reset or a resume: wait for stance before stimulating again."""
+        """After a reset or a resume: the walk before the gap is forgotten (the calibration
+        is kept), and no output comes before the leg is back in stance."""
+        self._detector.reset()
         self._armed = False
 
     def close_units(self) -> None:

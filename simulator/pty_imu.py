@@ -19,8 +19,7 @@ import numpy as np
 
 from controller.devices import witmotion as wm
 from controller.devices.recording import load_recording
-from controller.devices.witmotion_imu import STANDARD_GRAVITY_MPS2
-from controller.types import Sample, Vector3
+from controller.types import GRAVITY_MPS2, Sample, Vector3
 from simulator.pty_faults import LineFaults
 
 TEMPERATURE_C = 31.5
@@ -51,8 +50,8 @@ def tilt_deg(acc_mps2: Vector3) -> Vector3:
 
 
 def packets(sample: Sample) -> bytes:
-    acc_g = (sample.acc_mps2[0] / STANDARD_GRAVITY_MPS2, sample.acc_mps2[1] /
-             STANDARD_GRAVITY_MPS2, sample.acc_mps2[2] / STANDARD_GRAVITY_MPS2)
+    acc_g = (sample.acc_mps2[0] / GRAVITY_MPS2, sample.acc_mps2[1] /
+             GRAVITY_MPS2, sample.acc_mps2[2] / GRAVITY_MPS2)
     angle = sample.angle_deg if sample.angle_deg is not None else tilt_deg(sample.acc_mps2)
     return (wm.encode(wm.Acceleration(acc_g, TEMPERATURE_C))
             + wm.encode(wm.AngularVelocity(sample.gyro_dps, TEMPERATURE_C))

@@ -12,7 +12,7 @@ stride and the accelerometer's gravity component stays consistent with the gyros
 
 Positive ``w`` is the swing rotation. In the segment frame (x forward, y left, z up) that
 is rotation about -y, as in the foot frame of the shared recordings. The accelerometer
-reads gravity (+9.81 up) plus a forward swing acceleration, a push-off jolt and a short
+reads gravity (+1 g up) plus a forward swing acceleration, a push-off jolt and a short
 impact at each heel strike. ``mounting="random"`` turns the sensor by a random rotation
 on the segment, so the sagittal axis is no longer a sensor axis.
 """
@@ -26,9 +26,8 @@ from typing import Literal
 import numpy as np
 
 from controller.devices.recording import ReferenceEvent
-from controller.types import GaitEventKind, Sample
+from controller.types import GRAVITY_MPS2, GaitEventKind, Sample
 
-GRAVITY_MPS2 = 9.81
 STANCE_FRACTION = 0.62
 """Toe-off comes at 62 % of the stride in healthy walking at normal speed."""
 STRIDE_JITTER = 0.03

@@ -7,7 +7,7 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from controller.types import GaitEventKind
+from controller.types import GRAVITY_MPS2, GaitEventKind
 from simulator.synthetic import synthetic_walk
 
 
@@ -61,7 +61,7 @@ def test_stops_are_still_and_gravity_only() -> None:
     inside = [s for s in walk.samples if 8.5 < s.t_s < 11.5]
     assert not [e for e in walk.events if 8.0 < e.t_s < 12.0]
     assert max(np.abs(s.gyro_dps).max() for s in inside) < 1e-6
-    assert all(abs(np.linalg.norm(s.acc_mps2) - 9.81) < 1e-6 for s in inside)
+    assert all(abs(np.linalg.norm(s.acc_mps2) - GRAVITY_MPS2) < 1e-6 for s in inside)
 
 
 def test_random_mounting_turns_the_sagittal_axis_off_the_sensor_axes() -> None:

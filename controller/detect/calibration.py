@@ -25,9 +25,8 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from controller.types import GaitEvent, Sample, Vector3
+from controller.types import GRAVITY_MPS2, GaitEvent, Sample, Vector3
 
-GRAVITY_MPS2 = 9.81
 MOVING_DPS = 60.0
 """Angular speed above which the limb counts as moving (slow walking swings reach 200+)."""
 MIN_MOVING_S = 0.4

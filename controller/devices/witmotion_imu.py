@@ -32,9 +32,8 @@ import serial
 from controller.devices import witmotion as wm
 from controller.devices.base import SensorError
 from controller.devices.serial_port import PORT_ERRORS, SerialPort, open_port, read_available
-from controller.types import Sample, Vector3
+from controller.types import GRAVITY_MPS2, Sample, Vector3
 
-STANDARD_GRAVITY_MPS2 = 9.80665
 DEFAULT_BAUD = 115200
 DEFAULT_RATE_HZ = 100.0
 MAX_GARBAGE_RUN_BYTES = 10 * wm.PACKET_BYTES
@@ -96,8 +95,6 @@ class WitMotionImu:
         self.period_s = 1.0 / rate_hz
         self.max_garbage_run_bytes = max_garbage_run_bytes
         self.decoder = wm.Decoder()
-        self.dropped_samples = 0
-        """Samples lost because the consumer fell more than MAX_QUEUED_SAMPLES behind."""
         self._clock = clock
         self._assembler = SampleAssembler()
         self._samples: deque[Sample] = deque()
@@ -146,17 +143,6 @@ class WitMotionImu:
             if self._reader is not threading.current_thread():
                 self._reader.join(timeout=1.0)
 
-    def send_config(self, *commands: wm.ConfigCommand) -> None:
-        """Unlock the sensor and write configuration registers (e.g. RATE)."""
-        port = self._serial
-        if port is None:
-            raise SensorError(f"{self.port_name} is closed")
-        unlock = wm.ConfigCommand(wm.Register.UNLOCK, wm.UNLOCK_KEY)
-        try:
-            port.write(b"".join(wm.encode_config(c) for c in (unlock, *commands)))
-        except PORT_ERRORS as exc:
-            raise SensorError(f"writing to {self.port_name} failed: {exc}") from exc
-
     def _read_loop(self) -> None:
         port = self._serial
         assert port is not None
@@ -183,15 +169,16 @@ class WitMotionImu:
                 range(len(groups) - 1, -1, -1), groups, strict=True):
             t_s = max(arrived_s - back * self.period_s, self._last_t_s + 1e-6)
             self._last_t_s = t_s
-            acc = (acc_g[0] * STANDARD_GRAVITY_MPS2, acc_g[1] * STANDARD_GRAVITY_MPS2,
-                   acc_g[2] * STANDARD_GRAVITY_MPS2)
+            acc = (acc_g[0] * GRAVITY_MPS2, acc_g[1] * GRAVITY_MPS2,
+                   acc_g[2] * GRAVITY_MPS2)
             samples.append(Sample(t_s, acc, gyro_dps, angle_deg))
         with self._lock:
-            overflow = len(self._samples) + len(samples) - MAX_QUEUED_SAMPLES
-            if overflow > 0:
-                self.dropped_samples += overflow
-                for _ in range(overflow):
-                    self._samples.popleft()
+            if len(self._samples) + len(samples) > MAX_QUEUED_SAMPLES:
+                error = SensorError(f"the control loop fell {MAX_QUEUED_SAMPLES} samples "
+                                    f"behind the IMU on {self.port_name}")
+                self._error = self._error or error
+                self._waiting.set()
+                return
             self._samples.extend(samples)
             if samples:
                 self._waiting.set()
