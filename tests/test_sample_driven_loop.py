@@ -28,7 +28,8 @@ from controller.runner import SessionRunner
 from controller.types import Fault, FaultKind, Sample
 from protocols import load_protocol
 from simulator.inmemory import InMemoryStimulator
-from tests.sim_process import SimProcess, running_simulator, wait_for
+from tests.conftest import drain
+from tests.sim_process import SimProcess, running_simulator
 
 ROOT = Path(__file__).resolve().parents[1]
 GAIT = ROOT / "protocols" / "library" / "peroneal_gait_gyro.toml"
@@ -43,20 +44,6 @@ WIDE_TICK_S = 0.05
 def sim(tmp_path: Path) -> Iterator[SimProcess]:
     with running_simulator(tmp_path, "--walk", str(WALK), "--init-interval", "0.05") as process:
         yield process
-
-
-@pytest.fixture
-def imu(sim: SimProcess) -> Iterator[WitMotionImu]:
-    driver = WitMotionImu(sim.imu)
-    try:
-        yield driver
-    finally:
-        driver.close()
-
-
-def drain(imu: WitMotionImu) -> None:
-    """Read until nothing more arrives for a while (bytes in flight after a stall)."""
-    wait_for(lambda: not (imu.wait_for_samples(0.1) and imu.read()), WAIT_S)
 
 
 def test_the_wake_up_fires_on_new_samples_and_read_clears_it(imu: WitMotionImu,

@@ -12,6 +12,7 @@ from controller.devices.base import ChannelSetup, SensorError, StimulatorError
 from controller.devices.rehastim2 import RehaStim2
 from controller.devices.witmotion_imu import WitMotionImu
 from controller.types import Sample
+from tests.conftest import drain
 from tests.sim_process import SimProcess, running_simulator, wait_for
 
 CHANNEL = 2
@@ -28,15 +29,6 @@ def stimulator(sim: SimProcess) -> Iterator[RehaStim2]:
     driver = RehaStim2(sim.stimulator, keepalive_s=0.1)
     driver.connect()
     driver.configure([ChannelSetup(CHANNEL, 250)], frequency_hz=40.0)
-    try:
-        yield driver
-    finally:
-        driver.close()
-
-
-@pytest.fixture
-def imu(sim: SimProcess) -> Iterator[WitMotionImu]:
-    driver = WitMotionImu(sim.imu)
     try:
         yield driver
     finally:
@@ -238,7 +230,7 @@ def test_vanished_imu_port_raises(imu: WitMotionImu, sim: SimProcess) -> None:
 def test_stalled_imu_sends_nothing(imu: WitMotionImu, sim: SimProcess) -> None:
     collect(imu, 2)
     sim.command("imu stall")
-    imu.read()
+    drain(imu)
     time.sleep(0.1)  # ten sample periods of silence
     assert imu.read() == []
 
