@@ -154,7 +154,7 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
 def _run(args: argparse.Namespace) -> int:
     from controller.assembly.hardware import DeviceOpenError, build_device_session
 
-    protocol = load_protocol(args.protocol)
+    protocol = _runnable(load_protocol(args.protocol), args.protocol)
     try:
         rig = build_device_session(protocol, args.stimulator, args.imu,
                                    args.db or default_db_path(), duration_s=args.duration,
@@ -165,6 +165,14 @@ def _run(args: argparse.Namespace) -> int:
                   f"{args.imu} — research tool, not a certified medical device",
                   highlight=False)
     return _supervise(rig.runner, rig.start_s, rig.end_s, protocol)
+
+
+def _runnable(protocol: Protocol, path: Path) -> Protocol:
+    """A protocol a session can run today; exercise sessions need the exercise detector."""
+    if not isinstance(protocol, GaitProtocol):
+        raise InputError(f"{path}: exercise protocols can be checked and listed, but exercise "
+                         "sessions cannot run yet (the exercise detector is not built)")
+    return protocol
 
 
 def _calibration(args: argparse.Namespace) -> GaitCalibration | None:
@@ -259,7 +267,7 @@ def _what_drives(protocol: Protocol) -> str:
 # -- fes simulate ------------------------------------------------------------------------
 
 def _simulate(args: argparse.Namespace) -> int:
-    protocol = load_protocol(args.protocol)
+    protocol = _runnable(load_protocol(args.protocol), args.protocol)
     if not args.data.exists():
         raise InputError(f"{args.data}: no such recording")
     try:

@@ -173,3 +173,14 @@ def test_a_recording_that_cannot_be_used_is_refused_with_the_reason(
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_exercise_protocol_is_refused_by_simulate_until_exercise_sessions_run(
+        tmp_path: Path) -> None:
+    db = tmp_path / "record.sqlite"
+    result = fes("simulate", "--protocol",
+                 str(ROOT / "protocols" / "library" / "exercise_toe_raises.toml"),
+                 "--db", str(db))
+    assert result.returncode == 2
+    assert "exercise sessions cannot run yet" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr and not db.exists()
