@@ -41,53 +41,59 @@ class Step:
     outcome: StepOutcome
 
 
-_IN_STEP = ["heel_off", "swing"]
+STANCE, HEEL_OFF, SWING, HEEL_STRIKE, EXTENSION = GaitPhase
+_IN_STEP = [HEEL_OFF, SWING]
 TRANSITIONS: list[dict[str, Any]] = [
-    {"trigger": "heel_off", "source": "stance", "dest": "heel_off", "after": "_open_step"},
-    {"trigger": "toe_off", "source": "stance", "dest": "swing", "after": "_open_step"},
-    {"trigger": "toe_off", "source": "heel_off", "dest": "swing"},
-    {"trigger": "heel_strike", "source": _IN_STEP, "dest": "heel_strike",
+    {"trigger": "heel_off", "source": STANCE, "dest": HEEL_OFF, "after": "_open_step"},
+    {"trigger": "toe_off", "source": STANCE, "dest": SWING, "after": "_open_step"},
+    {"trigger": "toe_off", "source": HEEL_OFF, "dest": SWING},
+    {"trigger": "heel_strike", "source": _IN_STEP, "dest": HEEL_STRIKE,
      "after": "_mark_heel_strike"},
-    {"trigger": "tick", "source": "heel_strike", "dest": "extension",
+    {"trigger": "tick", "source": HEEL_STRIKE, "dest": EXTENSION,
      "conditions": "_wants_extension"},
-    {"trigger": "tick", "source": "heel_strike", "dest": "stance",
-     "after": "_close_completed"},
-    {"trigger": "tick", "source": "extension", "dest": "stance",
+    {"trigger": "tick", "source": HEEL_STRIKE, "dest": STANCE, "after": "_close_completed"},
+    {"trigger": "tick", "source": EXTENSION, "dest": STANCE,
      "conditions": "_extension_over", "after": "_close_completed"},
-    {"trigger": "tick", "source": _IN_STEP, "dest": "stance",
+    {"trigger": "tick", "source": _IN_STEP, "dest": STANCE,
      "conditions": "_step_too_long", "after": "_close_missed"},
-    {"trigger": "still", "source": _IN_STEP + ["heel_strike", "extension"], "dest": "stance",
+    {"trigger": "still", "source": [*_IN_STEP, HEEL_STRIKE, EXTENSION], "dest": STANCE,
      "after": "_close_stopped"},
 ]
+STIMULATED = frozenset({SWING, HEEL_STRIKE, EXTENSION})
+"""Phases in which stimulation is wanted; ``heel_off`` too when a protocol starts on it."""
 
-_TRIGGERS_FROM: dict[str, set[str]] = {}
+_TRIGGERS_FROM: dict[GaitPhase, set[str]] = {}
+_TICK_GUARDS: dict[GaitPhase, list[list[str]]] = {}
+"""Per phase, the conditions of each ``tick`` row leaving it (an empty list: none)."""
 for _row in TRANSITIONS:
-    for _source in ([_row["source"]] if isinstance(_row["source"], str) else _row["source"]):
+    for _source in (_row["source"] if isinstance(_row["source"], list) else [_row["source"]]):
         _TRIGGERS_FROM.setdefault(_source, set()).add(_row["trigger"])
+        if _row["trigger"] == "tick":
+            guards = _row.get("conditions", [])
+            _TICK_GUARDS.setdefault(_source, []).append(
+                [guards] if isinstance(guards, str) else list(guards))
 
 
 class GaitMachine:
     """One leg's gait phases, driven by detector events and the sensor clock."""
 
     def __init__(self, start_on: str, extension_s: float, step_limit_s: float) -> None:
-        self._stimulated_states = frozenset(
-            ["swing", "heel_strike", "extension"] + (["heel_off"] if start_on == "heel_off" else []))
+        self._stimulated_states = STIMULATED | ({HEEL_OFF} if start_on == "heel_off" else set())
         self._extension_s = extension_s
         self._step_limit_s = step_limit_s
-        self.state = GaitPhase.STANCE.value
+        self.state = STANCE
         self.now_s = 0.0
         self.steps: list[Step] = []
         self.unexpected_events = 0
         self._step_start_s = 0.0
         self._heel_strike_s: float | None = None
         self._machine = Machine(
-            model=self, states=[phase.value for phase in GaitPhase],
-            transitions=TRANSITIONS, initial=GaitPhase.STANCE.value,
+            model=self, states=GaitPhase, transitions=TRANSITIONS, initial=STANCE,
             ignore_invalid_triggers=True, auto_transitions=False)
 
     @property
     def phase(self) -> GaitPhase:
-        return GaitPhase(self.state)
+        return self.state
 
     @property
     def wants_stimulation(self) -> bool:
@@ -114,19 +120,18 @@ class GaitMachine:
     def advance(self, now_s: float) -> None:
         """Let time act: extension ends, a too-long step is closed.
 
-        The guards decide; ``_timer_due`` only spares the machine from evaluating them on
-        every tick of a step when no timer can have run out yet.
+        The guards decide; ``_timer_due`` asks the same guards first, only to spare the
+        machine its dispatch on every tick of a step when no timer can have run out yet.
         """
         self.now_s = now_s
         while "tick" in _TRIGGERS_FROM[self.state] and self._timer_due() and self._fire("tick"):
             pass
 
     def _timer_due(self) -> bool:
-        if self.state == "extension":
-            return self._extension_over()
-        if self.state == "heel_strike":
-            return True
-        return self._step_too_long()
+        """Whether any ``tick`` row leaving this phase would pass its guards: the table's
+        own conditions, evaluated without the machine's per-call overhead."""
+        return any(all(getattr(self, guard)() for guard in guards)
+                   for guards in _TICK_GUARDS[self.state])
 
     def _fire(self, trigger: str) -> bool:
         return bool(self._machine.events[trigger].trigger(self))

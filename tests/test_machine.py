@@ -71,3 +71,14 @@ def test_events_that_do_not_fit_the_phase_are_counted_and_ignored() -> None:
     assert not feed(machine, GaitEventKind.TOE_OFF, 1.2)
     assert machine.phase is GaitPhase.SWING
     assert machine.unexpected_events == 3
+
+
+def test_the_timer_short_cut_asks_exactly_the_tables_tick_rows() -> None:
+    """A timed row added to the table is seen by the short-cut without touching it."""
+    from controller.machine import _TICK_GUARDS, TRANSITIONS
+
+    tick_rows = [row for row in TRANSITIONS if row["trigger"] == "tick"]
+    sources = [source for row in tick_rows for source in
+               (row["source"] if isinstance(row["source"], list) else [row["source"]])]
+    assert sum(len(guards) for guards in _TICK_GUARDS.values()) == len(sources)
+    assert set(_TICK_GUARDS) == set(sources)
