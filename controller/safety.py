@@ -212,11 +212,6 @@ class SafetySupervisor:
     def setting_ma(self, channel: int) -> float:
         return self._channels[channel].setting_ma
 
-    def window_ma(self, channel: int) -> tuple[float, float]:
-        """The therapist's intensity window (min, max) of ``channel``."""
-        limits = self._channels[channel].limits
-        return limits.amplitude_min_ma, limits.amplitude_max_ma
-
     @property
     def channels(self) -> tuple[int, ...]:
         return tuple(self._channels)

@@ -104,18 +104,23 @@ def fes(*args: str) -> subprocess.CompletedProcess[str]:
                           check=False, capture_output=True, text=True, timeout=120)
 
 
+def refused_by_check(text: str, path: Path) -> str:
+    """``fes protocol check`` on ``text`` written to ``path``: exit 2, nothing on stdout, no
+    traceback; what it said on stderr."""
+    path.write_text(text)
+    result = fes("protocol", "check", str(path))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    return result.stderr
+
+
 @pytest.mark.parametrize("case", ["wrong_type", "out_of_range", "unknown_key",
                                   "charge_over_limit"])
 def test_protocol_check_exits_2_with_one_message_and_no_traceback(case: str,
                                                                    tmp_path: Path) -> None:
     make, expected = BAD[case]
-    path = tmp_path / f"{case}.toml"
-    path.write_text(make(GAIT.read_text()))
-    result = fes("protocol", "check", str(path))
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    assert expected[0] in " ".join(result.stderr.split())
-    assert result.stdout == ""
+    stderr = refused_by_check(make(GAIT.read_text()), tmp_path / f"{case}.toml")
+    assert expected[0] in " ".join(stderr.split())
 
 
 def test_missing_protocol_file_exits_2(tmp_path: Path) -> None:
@@ -168,13 +173,9 @@ BAD_EXERCISE = {
 def test_bad_exercise_protocol_exits_2_with_one_clear_message(case: str,
                                                               tmp_path: Path) -> None:
     make, expected = BAD_EXERCISE[case]
-    path = tmp_path / f"{case}.toml"
-    path.write_text(make(EXERCISE.read_text()))
-    result = fes("protocol", "check", str(path))
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr and result.stdout == ""
-    message = " ".join(result.stderr.split())
-    assert len(result.stderr.strip().splitlines()) == 1
+    stderr = refused_by_check(make(EXERCISE.read_text()), tmp_path / f"{case}.toml")
+    assert len(stderr.strip().splitlines()) == 1
+    message = " ".join(stderr.split())
     for fragment in expected:
         assert fragment in message, (fragment, message)
 
