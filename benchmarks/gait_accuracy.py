@@ -213,23 +213,6 @@ def _time(event: ReferenceEvent) -> float:
     return event.t_s
 
 
-def resample(recording: Recording, rate_hz: float) -> Recording:
-    """The same walk at another sample rate (linear interpolation; reference times kept)."""
-    t_s = np.arange(recording.t_s[0], recording.t_s[-1], 1.0 / rate_hz)
-
-    def at(columns: np.ndarray) -> np.ndarray:
-        return np.column_stack([np.interp(t_s, recording.t_s, c) for c in columns.T])
-
-    return Recording(
-        recording.name,
-        recording.foot,
-        t_s,
-        at(recording.acc_mps2),
-        at(recording.gyro_dps),
-        list(recording.reference),
-    )
-
-
 class OnlineDetector(Protocol):
     def update(self, sample: Sample) -> list[GaitEvent]: ...
 
@@ -436,7 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in paths:
         for foot in feet_in(path):
             recording = with_heel_off_reference(load_recording(path, foot), path)
-            recordings.append(resample(recording, args.rate) if args.rate else recording)
+            recordings.append(recording.resampled(args.rate) if args.rate else recording)
     print(
         f"{len(recordings)} feet from {len(paths)} recordings in {args.data}; "
         f"match tolerance ±{args.tolerance_ms:.0f} ms; turns {TURNS_S} scored apart; "

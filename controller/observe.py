@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from controller.types import Cue, Fault, GaitEvent, Sample, SessionSummary, Unit
+from controller.types import Cue, DetectorEvent, Fault, Sample, SessionSummary, Unit
 
 
 class SessionObserver:
@@ -24,7 +24,7 @@ class SessionObserver:
     def on_sample(self, sample: Sample) -> None:
         """A sample as the sensor delivered it (before any detector saw it)."""
 
-    def on_event(self, event: GaitEvent) -> None:
+    def on_event(self, event: DetectorEvent) -> None:
         """A detector event, stamped with when it happened and when it was certain."""
 
     def on_phase(self, t_s: float, phase: str) -> None:
@@ -85,7 +85,7 @@ class Observers:
         for call in self._calls["on_sample"]:
             call(sample)
 
-    def event(self, event: GaitEvent) -> None:
+    def event(self, event: DetectorEvent) -> None:
         self._emit("on_event", event)
 
     def phase(self, t_s: float, phase: str) -> None:

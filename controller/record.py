@@ -23,7 +23,7 @@ from typing import Any
 import platformdirs
 
 from controller.observe import SessionObserver
-from controller.types import ClosedStep, Cue, Fault, GaitEvent, Sample, SessionSummary, Unit
+from controller.types import ClosedStep, Cue, DetectorEvent, Fault, Sample, SessionSummary, Unit
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS patients (
@@ -165,7 +165,7 @@ class SessionRecord(SessionObserver):
         self._pending["samples"].append(
             (self.session_id, sample.t_s, *sample.acc_mps2, *sample.gyro_dps, *angle))
 
-    def on_event(self, event: GaitEvent) -> None:
+    def on_event(self, event: DetectorEvent) -> None:
         self._pending["events"].append(
             (self.session_id, event.t_s, event.detected_at_s, event.kind.value))
 

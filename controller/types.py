@@ -45,6 +45,42 @@ class GaitEvent:
     detected_at_s: float
 
 
+class ExerciseEventKind(str, Enum):
+    ONSET = "onset"
+    """The segment left its rest level: the patient started a repetition."""
+    REACHED = "reached"
+    """The rise stopped at a top far enough from rest to be a repetition."""
+    LOWERING = "lowering"
+    """The segment left its top on the way back."""
+    AT_REST = "at_rest"
+    """Back at rest after a top: the repetition is complete."""
+    ABANDONED = "abandoned"
+    """Back at rest without a top: a rise given up part way (an incomplete repetition)."""
+    FIDGET = "fidget"
+    """Back at rest after an excursion too small to be an attempt at all."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExerciseEvent:
+    """A detected exercise event; ``t_s`` and ``detected_at_s`` as for :class:`GaitEvent`.
+
+    ``angle_deg`` is the excursion from the rest level the event is about: the angle at
+    the onset, the peak at the top and after it.
+    """
+
+    kind: ExerciseEventKind
+    t_s: float
+    detected_at_s: float
+    angle_deg: float
+
+    @property
+    def trigger(self) -> str:
+        return self.kind.value
+
+
+DetectorEvent = GaitEvent | ExerciseEvent
+
+
 class FaultKind(str, Enum):
     SENSOR_SILENT = "sensor_silent"
     SENSOR_FROZEN = "sensor_frozen"

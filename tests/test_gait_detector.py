@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.gait_accuracy import evaluate, resample, with_heel_off_reference
+from benchmarks.gait_accuracy import evaluate, with_heel_off_reference
 from controller.detect.calibration import CalibrationError, GaitCalibration, calibrate
 from controller.detect.gait import GyroGaitDetector
 from controller.devices.recording import Recording, ReferenceEvent, load_recording
@@ -134,7 +134,7 @@ def test_walk2_heel_strikes_match_the_sparse_reference(foot: str) -> None:
 @needs_data
 @pytest.mark.parametrize("rate_hz", [50.0, 100.0, 250.0])
 def test_walk1_resampled_still_detected(rate_hz: float) -> None:
-    recording = resample(_load("walk1_2x20m", "left"), rate_hz)
+    recording = _load("walk1_2x20m", "left").resampled(rate_hz)
     detector = GyroGaitDetector()
     result = evaluate((_run(recording.samples(), detector), detector.calibrated_at_s), recording)
     for kind in (GaitEventKind.HEEL_STRIKE, GaitEventKind.TOE_OFF):

@@ -48,6 +48,16 @@ class Recording:
     def duration_s(self) -> float:
         return float(self.t_s[-1] - self.t_s[0])
 
+    def resampled(self, rate_hz: float) -> Recording:
+        """The same recording at another sample rate (linear interpolation; reference kept)."""
+        t_s = np.arange(self.t_s[0], self.t_s[-1], 1.0 / rate_hz)
+
+        def at(columns: np.ndarray) -> np.ndarray:
+            return np.column_stack([np.interp(t_s, self.t_s, c) for c in columns.T])
+
+        return Recording(self.name, self.foot, t_s, at(self.acc_mps2), at(self.gyro_dps),
+                         list(self.reference))
+
     def samples(self) -> list[Sample]:
         acc = self.acc_mps2.tolist()
         gyro = self.gyro_dps.tolist()

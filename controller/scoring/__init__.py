@@ -1,0 +1,1 @@
+"""Scoring detectors against reference events: shared by the tests and the benchmarks."""
