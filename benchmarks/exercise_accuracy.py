@@ -103,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not recordings:
         print(f"no <name>{IMU_SUFFIX} with a reps file in {args.data}", file=sys.stderr)
         return 2
-    rows, quiet = [], []
+    rows: list[Row] = []
+    quiet: list[Row] = []
     try:
         for path in recordings:
             for side in feet_in(path):

@@ -12,7 +12,9 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
+from queue import SimpleQueue
 from types import FrameType
 
 from rich.console import Console
@@ -21,9 +23,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from controller.assembly.simulated import (
+    SimulatedRig,
     build_simulated_session,
     parse_injection,
+    patient_for,
     recorded_walk,
+    simulate_exercise,
 )
 from controller.assembly.urls import DeviceUrlError, open_motion_sensor
 from controller.clock import MonotonicClock
@@ -35,18 +40,22 @@ from controller.detect.calibration_file import (
 )
 from controller.devices.base import DeviceError
 from controller.devices.recording import RecordingFormatError
+from controller.observe import SessionObserver
 from controller.record import default_db_path
 from controller.runner import SessionRunner
 from controller.terminal_keys import HELP as KEYS_HELP
 from controller.terminal_keys import TerminalKeys
-from controller.types import Sample, SessionSummary, StatusLine
-from protocols import GaitProtocol, Protocol, ProtocolError, load_protocol
+from controller.types import Cue, Sample, SessionSummary, StatusLine
+from protocols import ExerciseProtocol, GaitProtocol, Protocol, ProtocolError, load_protocol
 from protocols.loader import LIBRARY, library_protocols
 from simulator import BUNDLED_WALK
+from simulator.limb import ANATOMICAL_LIMIT_DEG
 from simulator.synthetic import synthetic_walk
 
 EXIT_OK, EXIT_FAULT, EXIT_BAD_INPUT = 0, 1, 2
 DEFAULT_PROTOCOL = LIBRARY / "peroneal_gait_gyro.toml"
+LIMB_SETTLE_S = 2.0
+"""Time the synthetic limb's session spends before its first cue (calibration)."""
 STUCK_LOOP_GRACE_S = 2.0
 """After an emergency stop, how long the command line waits for a stuck control loop to
 finish its record before it exits anyway (output was stopped at once)."""
@@ -77,16 +86,20 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     simulate = commands.add_parser(
-        "simulate", help="run a supervised gait session on the built-in simulator")
-    simulate.add_argument("--data", type=Path, default=BUNDLED_WALK,
-                          help="recorded walk, *_foot_imu.csv (default: the bundled walk)")
+        "simulate", help="run a supervised gait or exercise session on the built-in simulator")
+    simulate.add_argument("--data", type=Path, default=None,
+                          help="a recording in the layout of the shared data (default: the "
+                          "bundled walk for gait, the synthetic limb for an exercise)")
     simulate.add_argument("--synthetic", choices=("foot", "shank"),
                           help="walk on a synthetic gait of a foot- or shank-worn sensor "
                           "(randomly mounted) instead of a recording")
     simulate.add_argument("--cadence", type=float, default=105.0, metavar="STEPS_PER_MIN",
                           help="cadence of the synthetic walk (default: 105)")
-    simulate.add_argument("--foot", choices=("left", "right"),
-                          help="which foot of the recording (default: the protocol's leg)")
+    simulate.add_argument("--foot", "--side", choices=("left", "right"), dest="foot",
+                          help="which side of the recording (default: the protocol's leg)")
+    simulate.add_argument("--own-rom", type=float, metavar="DEG", dest="own_rom_deg",
+                          help="exercise on the synthetic limb: the patient's own range of "
+                          "motion (default: suits the pairing; 0 does not move)")
     simulate.add_argument("--realtime", action="store_true",
                           help="pace the session to the wall clock instead of running fast")
     simulate.add_argument("--inject", action="append", default=[], metavar="KIND@T[+D]",
@@ -154,7 +167,7 @@ def _add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
 def _run(args: argparse.Namespace) -> int:
     from controller.assembly.hardware import DeviceOpenError, build_device_session
 
-    protocol = _runnable(load_protocol(args.protocol), args.protocol)
+    protocol = load_protocol(args.protocol)
     try:
         rig = build_device_session(protocol, args.stimulator, args.imu,
                                    args.db or default_db_path(), duration_s=args.duration,
@@ -165,14 +178,6 @@ def _run(args: argparse.Namespace) -> int:
                   f"{args.imu} — research tool, not a certified medical device",
                   highlight=False)
     return _supervise(rig.runner, rig.start_s, rig.end_s, protocol)
-
-
-def _runnable(protocol: Protocol, path: Path) -> Protocol:
-    """A protocol a session can run today; exercise sessions need the exercise detector."""
-    if not isinstance(protocol, GaitProtocol):
-        raise InputError(f"{path}: exercise protocols can be checked and listed, but exercise "
-                         "sessions cannot run yet (the exercise detector is not built)")
-    return protocol
 
 
 def _calibration(args: argparse.Namespace) -> GaitCalibration | None:
@@ -267,13 +272,36 @@ def _what_drives(protocol: Protocol) -> str:
 # -- fes simulate ------------------------------------------------------------------------
 
 def _simulate(args: argparse.Namespace) -> int:
-    protocol = _runnable(load_protocol(args.protocol), args.protocol)
-    if not args.data.exists():
-        raise InputError(f"{args.data}: no such recording")
+    protocol = load_protocol(args.protocol)
     try:
         injections = [parse_injection(text) for text in args.inject]
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    if isinstance(protocol, ExerciseProtocol) and args.synthetic:
+        raise InputError("--synthetic makes a walk; an exercise runs on the synthetic limb "
+                         "when no --data is given")
+    cues = CueFeed()
+    if isinstance(protocol, ExerciseProtocol) and args.data is None:
+        rig, source = _on_limb(protocol, args, cues)
+        end_s = min(protocol.exercise.expected_s() + LIMB_SETTLE_S,
+                    args.duration or protocol.session.duration_s)
+    else:
+        rig, source = _on_recording(protocol, args, cues)
+        end_s = min(rig.motion.end_s - rig.motion.start_s,
+                    args.duration or protocol.session.duration_s)
+    for fault, at_s, duration_s in injections:
+        rig.motion.inject(fault, at_s, duration_s)
+    console.print(f"[bold]{protocol.name}[/] on {source}, simulated "
+                  "RehaStim 2 — research tool, not a certified medical device", highlight=False)
+    if isinstance(protocol, ExerciseProtocol):
+        console.print(protocol.exercise.instruction, highlight=False)
+    start_s = rig.motion.start_s
+    return _supervise(rig.runner, start_s, start_s + end_s, protocol, cues)
+
+
+def _on_recording(protocol: Protocol, args: argparse.Namespace,
+                  cues: CueFeed) -> tuple[SimulatedRig, str]:
+    """A walk or an exercise on recorded (or, for gait, synthetic) samples."""
     foot = args.foot or protocol.leg
     if args.synthetic:
         duration_s = args.duration or 60.0
@@ -282,29 +310,42 @@ def _simulate(args: argparse.Namespace) -> int:
                                  mounting="random").samples
         source = f"synthetic {args.synthetic}, {args.cadence:g} steps/min"
     else:
-        samples = recorded_walk(args.data, foot)
-        source = f"{args.data.name} ({foot} foot)"
-    db_path = args.db or default_db_path()
+        data = args.data or BUNDLED_WALK
+        if not data.exists():
+            raise InputError(f"{data}: no such recording")
+        samples = recorded_walk(data, foot)
+        source = f"{data.name} ({foot} side)"
     try:
-        rig = build_simulated_session(protocol, samples, db_path, source=f"sim://{source}",
-                                      duration_s=args.duration, realtime=args.realtime,
-                                      patient=args.patient, calibration=_calibration(args))
+        rig = build_simulated_session(protocol, samples, args.db or default_db_path(),
+                                      source=f"sim://{source}", duration_s=args.duration,
+                                      realtime=args.realtime, patient=args.patient,
+                                      calibration=_calibration(args), observers=[cues])
     except ValueError as exc:
         raise InputError(f"{source}: {exc}") from None
-    for fault, at_s, duration_s in injections:
-        rig.motion.inject(fault, at_s, duration_s)
-    console.print(f"[bold]{protocol.name}[/] on {source}, simulated "
-                  "RehaStim 2 — research tool, not a certified medical device", highlight=False)
-    end_s = min(rig.motion.end_s, samples[0].t_s + (args.duration or protocol.session.duration_s))
-    return _supervise(rig.runner, samples[0].t_s, end_s, protocol)
+    return rig, source
+
+
+def _on_limb(protocol: ExerciseProtocol, args: argparse.Namespace,
+             cues: CueFeed) -> tuple[SimulatedRig, str]:
+    script = patient_for(protocol)
+    if args.own_rom_deg is not None:
+        if not 0 <= args.own_rom_deg <= ANATOMICAL_LIMIT_DEG:
+            raise InputError(f"--own-rom {args.own_rom_deg:g}: give 0 to "
+                             f"{ANATOMICAL_LIMIT_DEG:g} degrees")
+        script = replace(script, rom_deg=args.own_rom_deg)
+    rig, _ = simulate_exercise(protocol, args.db or default_db_path(), script=script,
+                               duration_s=args.duration, realtime=args.realtime,
+                               patient=args.patient, observers=[cues])
+    who = f"own range {script.rom_deg:g}°" if script.rom_deg else "no movement of their own"
+    return rig, f"the synthetic limb ({who})"
 
 
 def _supervise(make_runner: Callable[..., SessionRunner], start_s: float, end_s: float,
-               protocol: Protocol) -> int:
-    """Run with a progress bar, a live status line and keys; print the summary."""
+               protocol: Protocol, cues: CueFeed | None = None) -> int:
+    """Run with a progress bar, a live status line, the cues and keys; print the summary."""
     latest: list[StatusLine] = []
     runner = make_runner(on_status=latest.append)
-    summary = _run_with_progress(runner, latest, start_s, end_s)
+    summary = _run_with_progress(runner, latest, start_s, end_s, cues or CueFeed())
     if summary is None:
         errors.print("[bold red]error:[/] the control loop is not responding; output was "
                      "stopped at once and the session record may miss its last moments",
@@ -316,7 +357,7 @@ def _supervise(make_runner: Callable[..., SessionRunner], start_s: float, end_s:
 
 
 def _run_with_progress(runner: SessionRunner, latest: list[StatusLine], start_s: float,
-                       end_s: float) -> SessionSummary | None:
+                       end_s: float, cues: CueFeed) -> SessionSummary | None:
     """Ctrl-C or SIGTERM is an emergency stop that reaches the stimulator at once.
 
     None if the loop did not finish within a grace period after an emergency stop.
@@ -338,6 +379,8 @@ def _run_with_progress(runner: SessionRunner, latest: list[StatusLine], start_s:
                 progress.console.print(KEYS_HELP, highlight=False)
             runner.start()
             while (summary := runner.wait(0.1)) is None:
+                for cue in cues.drain():
+                    progress.console.print(_cue_text(cue), highlight=False)
                 if latest:
                     line = latest[-1]
                     latest.clear()
@@ -345,12 +388,34 @@ def _run_with_progress(runner: SessionRunner, latest: list[StatusLine], start_s:
                                     status=_status_text(line))
                 if stopped_at and time.monotonic() - stopped_at[0] > STUCK_LOOP_GRACE_S:
                     return None
+            for cue in cues.drain():
+                progress.console.print(_cue_text(cue), highlight=False)
             progress.update(task, completed=end_s - start_s,
                             status=_status_text(latest[-1]) if latest else "")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return summary
+
+
+class CueFeed(SessionObserver):
+    """Cues from the loop thread, printed by the command line's own thread."""
+
+    def __init__(self) -> None:
+        self._cues: SimpleQueue[Cue] = SimpleQueue()
+
+    def on_cue(self, cue: Cue) -> None:
+        self._cues.put(cue)
+
+    def drain(self) -> list[Cue]:
+        out = []
+        while not self._cues.empty():
+            out.append(self._cues.get_nowait())
+        return out
+
+
+def _cue_text(cue: Cue) -> str:
+    return f"[cyan]{cue.t_s:7.1f} s  ▶ {escape(cue.text)}[/]"
 
 
 def _status_text(line: StatusLine) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 
 from controller.exercise_machine import ExerciseMachine, ExercisePhase, RepetitionWindow
 from controller.observe import Observers
-from controller.types import Cue, Repetition, Sample
+from controller.types import Cue, ExerciseEvent, ExerciseEventKind, Repetition, Sample
 
 FIGURE_LABELS = {
     "reps_done": "repetitions done",
@@ -30,6 +30,8 @@ FIGURE_LABELS = {
     "stimulated_reps": "stimulated repetitions",
     "assisted_reps": "assisted repetitions",
 }
+COMPLETE_SHARE = 0.5
+"""A movement counts as a repetition once it reaches this share of the target range."""
 HOLD_TOLERANCE = 0.1
 """A hold is kept while the angle stays within this fraction of the repetition's peak."""
 HOLD_ACHIEVED = 0.9
@@ -42,22 +44,14 @@ class ExerciseDetector(Protocol):
     """What the control needs from the exercise detector (:mod:`controller.detect.exercise`)."""
 
     @property
+    def calibrated(self) -> bool:
+        """The rest orientation is known; before that no repetition can be followed."""
+
+    @property
     def angle_deg(self) -> float:
         """The segment's angle from its calibrated rest, in the movement's plane."""
 
     def update(self, sample: Sample) -> list[ExerciseEvent]: ...
-
-
-class ExerciseEvent(Protocol):
-    @property
-    def trigger(self) -> str:
-        """The machine trigger this event fires: onset, reached, lowering or at_rest."""
-
-    @property
-    def t_s(self) -> float: ...
-
-    @property
-    def detected_at_s(self) -> float: ...
 
 
 class ExerciseControl:
@@ -65,7 +59,7 @@ class ExerciseControl:
 
     labels = FIGURE_LABELS
 
-    def __init__(self, detector: ExerciseDetector | None, machine: ExerciseMachine,
+    def __init__(self, detector: ExerciseDetector, machine: ExerciseMachine,
                  observers: Observers, delivered_charge_uc: Callable[[], float], *,
                  target_rom_deg: float, onset_threshold_deg: float, start_cue: str) -> None:
         self.machine = machine
@@ -76,6 +70,9 @@ class ExerciseControl:
         self._rest_band_deg = onset_threshold_deg
         self._start_cue = start_cue
         self._phase: ExercisePhase | None = None
+        self._begun = False
+        self._asked_to_keep_still = False
+        self._assist_told = False
         self._armed = True
         self._trace_t_s: list[float] = []
         self._trace_deg: list[float] = []
@@ -88,21 +85,17 @@ class ExerciseControl:
 
     @property
     def phase(self) -> str:
-        return self.machine.phase.value
+        return self.machine.phase.value if self._begun else "calibrating"
 
     @property
     def finished(self) -> bool:
         return self.machine.done
 
     def feed(self, sample: Sample) -> None:
-        if self._detector is None:
-            return
         for event in self._detector.update(sample):
-            self._observers.event(event)  # type: ignore[arg-type]
-            if event.trigger == "onset" and self.machine.phase is ExercisePhase.CUE:
-                self._onset_s = event.t_s
-            self.machine.handle(event.trigger, event.detected_at_s)
-            self._note_phase(event.detected_at_s)
+            self._observers.event(event)
+            if self._begun:
+                self._follow(event)
         angle_deg = self._detector.angle_deg
         if self.machine.phase in _MOVING:
             self._trace_t_s.append(sample.t_s)
@@ -112,11 +105,17 @@ class ExerciseControl:
             self._note_phase(sample.t_s)
 
     def advance(self, now_s: float) -> None:
+        if not self._begun:
+            self._wait_for_calibration(now_s)
+            return
         if self._last_s is not None and self.machine.wants_stimulation:
             self._stimulation_s += now_s - self._last_s
         self._last_s = now_s
         self.machine.advance(now_s)
         self._note_phase(now_s)
+        if self.machine.assisting and not self._assist_told:
+            self._observers.cue(Cue(now_s, "assist", f"{self._start_cue}: stimulation helps"))
+        self._assist_told = self.machine.assisting
 
     def intensity(self) -> float:
         """Full setting in the stimulated phases, once armed."""
@@ -160,6 +159,30 @@ class ExerciseControl:
 
     # -- internals ------------------------------------------------------------------------
 
+    def _wait_for_calibration(self, now_s: float) -> None:
+        """No cue before the rest position is known: the patient is asked to keep still."""
+        if self._detector.calibrated:
+            self._begun = True
+            self.machine.begin(now_s)
+            self._note_phase(now_s)
+        elif self._phase is None and not self._asked_to_keep_still:
+            self._asked_to_keep_still = True
+            self._observers.cue(Cue(now_s, "calibrate",
+                                    "Keep still: measuring your rest position"))
+
+    def _follow(self, event: ExerciseEvent) -> None:
+        """One detector event into the machine, remembering where a repetition began."""
+        phase = self.machine.phase
+        if event.kind is ExerciseEventKind.ONSET and (
+                phase in _BETWEEN_REPS or (phase is ExercisePhase.RISE
+                                           and self._onset_s is None)):
+            self._onset_s = event.t_s
+        elif event.kind in (ExerciseEventKind.ABANDONED, ExerciseEventKind.FIDGET) and \
+                phase in (ExercisePhase.CUE, ExercisePhase.RISE):
+            self._onset_s = None
+        self.machine.handle(event.trigger, event.detected_at_s)
+        self._note_phase(event.detected_at_s)
+
     def _note_phase(self, t_s: float) -> None:
         phase = self.machine.phase
         if phase is self._phase:
@@ -169,9 +192,13 @@ class ExerciseControl:
         if phase is ExercisePhase.RISE:
             self._charge_at_open_uc = self._delivered_charge_uc()
             self._stimulation_s = 0.0
-        self._observers.cue(self._cue(t_s, phase))
+        cue = self._cue(t_s, phase)
+        if cue is not None:
+            self._observers.cue(cue)
 
-    def _cue(self, t_s: float, phase: ExercisePhase) -> Cue:
+    def _cue(self, t_s: float, phase: ExercisePhase) -> Cue | None:
+        """What the patient is told on entering ``phase``; nothing when the patient has
+        just started the rise on their own."""
         rx, machine = self.machine.prescription, self.machine
         match phase:
             case ExercisePhase.CUE:
@@ -179,7 +206,9 @@ class ExerciseControl:
                 return Cue(t_s, "start", f"{self._start_cue} ({number} of {rx.reps}, set "
                            f"{machine.set_index + 1} of {rx.sets})")
             case ExercisePhase.RISE:
-                return Cue(t_s, "rise", self._start_cue, rx.rise_s)
+                if rx.pairing != "cued":
+                    return None
+                return Cue(t_s, "rise", f"{self._start_cue} now", rx.rise_s)
             case ExercisePhase.HOLD:
                 return Cue(t_s, "hold", f"Hold {rx.hold_s:g} s", rx.hold_s)
             case ExercisePhase.LOWER:

@@ -6,10 +6,12 @@ The whole prescription is the table below. How a phase ends depends on the pairi
 
 * **triggered** and **assist-as-needed** follow the patient: the detector's onset starts
   the rise, reaching the top starts the hold, coming back to rest ends the repetition. A
-  rise that falls back to rest without a hold is not a repetition (the cue stands again).
+  rise that falls back to rest without a top is not a repetition (the cue stands again):
+  an abandoned one counts as incomplete, a fidget not at all.
 * **cued** follows the clock (for patients with no active movement): the cue, rise, hold
   and lowering each last their prescribed time, movement or not.
-* The hold is timed in every pairing; the rests and set breaks too.
+* The hold is timed in every pairing; the rests and set breaks too. A patient who starts
+  the next repetition (or set) before the rest is over is followed, not ignored.
 
 Stimulation is wanted in the protocol's stimulated phases; under assist-as-needed only once
 assistance has started, which it does when the target is not reached within
@@ -48,9 +50,12 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "tick", "source": RISE, "dest": None, "conditions": "_assist_due",
      "after": "_assist"},
     {"trigger": "reached", "source": RISE, "dest": HOLD, "conditions": FOLLOW},
-    {"trigger": "at_rest", "source": RISE, "dest": CUE, "conditions": FOLLOW,
+    {"trigger": "abandoned", "source": RISE, "dest": CUE, "conditions": FOLLOW,
      "unless": "assisting", "after": "_drop"},
+    {"trigger": "fidget", "source": RISE, "dest": CUE, "conditions": FOLLOW,
+     "unless": "assisting"},
     {"trigger": "tick", "source": RISE, "dest": HOLD, "conditions": [TIMED, "_rise_over"]},
+    {"trigger": "tick", "source": RISE, "dest": HOLD, "conditions": "_assisted_rise_over"},
     {"trigger": "tick", "source": HOLD, "dest": LOWER, "conditions": "_hold_over"},
     {"trigger": "lowering", "source": HOLD, "dest": LOWER, "conditions": FOLLOW},
     {"trigger": "at_rest", "source": LOWER, "dest": REST, "conditions": FOLLOW,
@@ -62,6 +67,9 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "tick", "source": REST, "dest": CUE, "conditions": "_rest_over"},
     {"trigger": "tick", "source": SET_BREAK, "dest": CUE, "conditions": "_break_over",
      "after": "_next_set"},
+    {"trigger": "onset", "source": REST, "dest": RISE, "conditions": FOLLOW, "after": "_open"},
+    {"trigger": "onset", "source": SET_BREAK, "dest": RISE, "conditions": FOLLOW,
+     "after": ["_next_set", "_open"]},
 ]
 
 CUE_LEAD_S = 1.0
@@ -113,6 +121,7 @@ class ExerciseMachine:
         self.windows: list[RepetitionWindow] = []
         self.incomplete_reps = 0
         self._assisting = False
+        self._assist_start_s = 0.0
         self._start_s = 0.0
         self._hold_start_s: float | None = None
         self._lower_start_s: float | None = None
@@ -141,8 +150,12 @@ class ExerciseMachine:
     def done(self) -> bool:
         return self.state is DONE
 
+    def begin(self, now_s: float) -> None:
+        """Start the first cue's clock now (once the detector knows the rest position)."""
+        self.now_s = self.entered_s = now_s
+
     def handle(self, trigger: str, now_s: float) -> bool:
-        """A movement event (onset, reached, lowering, at_rest) at ``now_s``."""
+        """A movement event (onset, reached, lowering, at_rest, abandoned, fidget)."""
         self.now_s = now_s
         moved = bool(self._machine.events[trigger].trigger(self))
         self.advance(now_s)
@@ -175,6 +188,11 @@ class ExerciseMachine:
 
     def _rise_over(self) -> bool:
         return self._elapsed_s() >= self.prescription.rise_s
+
+    def _assisted_rise_over(self) -> bool:
+        """Assistance gets the rise's time to lift the foot; the hold follows either way,
+        so a stimulation that cannot reach the target does not stall the session."""
+        return self._assisting and self.now_s - self._assist_start_s >= self.prescription.rise_s
 
     def _hold_over(self) -> bool:
         return self._elapsed_s() >= self.prescription.hold_s
@@ -215,6 +233,7 @@ class ExerciseMachine:
 
     def _assist(self) -> None:
         self._assisting = True
+        self._assist_start_s = self.now_s
 
     def _drop(self) -> None:
         self.incomplete_reps += 1

@@ -211,6 +211,12 @@ class ExerciseSection(_Section):
     axis: Literal["auto", "x", "y", "z", "-x", "-y", "-z"] = "auto"
     placement: Literal["foot", "shank"] = "foot"
 
+    def expected_s(self) -> float:
+        """About how long the prescription takes when done as prescribed (for a progress
+        bar; the session ends when the last set is done, whatever this says)."""
+        rep_s = 1.0 + self.rise_s + self.hold_s + self.lower_s + self.rest_between_reps_s
+        return self.sets * self.reps * rep_s + (self.sets - 1) * self.rest_between_sets_s
+
 
 class ExerciseProtocol(_ProtocolBase):
     """Stimulation paired with a prescribed exercise, repetition by repetition."""

@@ -1,8 +1,10 @@
-"""Simulated motion: a recorded or synthetic walk streamed on a virtual clock, with faults.
+"""Simulated motion: samples streamed on a virtual clock, with faults.
 
-Samples are handed out when the clock reaches their time, as a sensor would deliver
-them. Injected faults change what comes out (nothing, the same values again, a wrong
-timestamp, an impossible value) while the delivery timing stays that of the walk.
+The samples come from a source: a recorded or synthetic walk (:class:`RecordedSamples`),
+or a synthetic limb that makes them as time passes (:mod:`simulator.limb`). They are
+handed out when the clock reaches their time, as a sensor would deliver them. Injected
+faults change what comes out (nothing, the same values again, a wrong timestamp, an
+impossible value) while the delivery timing stays that of the source.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import Protocol
 
 from controller.clock import Clock
 from controller.devices.base import SensorError
@@ -41,18 +44,29 @@ class Injection:
         return self.at_s <= t_s < self.at_s + self.duration_s
 
 
-class SimulatedMotion:
-    """A MotionSensor over a list of samples, paced by a clock."""
+class SampleSource(Protocol):
+    """Where simulated samples come from, in time order."""
 
-    def __init__(self, samples: Sequence[Sample], clock: Clock) -> None:
+    @property
+    def start_s(self) -> float: ...
+
+    @property
+    def end_s(self) -> float:
+        """The last sample's time (infinite for a source that never runs out)."""
+
+    def until(self, now_s: float) -> list[Sample]:
+        """The samples not handed out yet with a time up to ``now_s``; EOFError once
+        nothing is left."""
+
+
+class RecordedSamples:
+    """A list of samples (a recording, a synthetic walk) as a source."""
+
+    def __init__(self, samples: Sequence[Sample]) -> None:
         if not samples:
             raise ValueError("a simulated walk needs at least one sample")
         self._samples = samples
-        self._clock = clock
         self._next = 0
-        self._injections: list[Injection] = []
-        self._frozen: Sample | None = None
-        self._shifted: set[int] = set()
 
     @property
     def start_s(self) -> float:
@@ -62,26 +76,49 @@ class SimulatedMotion:
     def end_s(self) -> float:
         return self._samples[-1].t_s
 
+    def until(self, now_s: float) -> list[Sample]:
+        if self._next >= len(self._samples):
+            raise EOFError("end of the simulated walk")
+        first = self._next
+        while self._next < len(self._samples) and self._samples[self._next].t_s <= now_s:
+            self._next += 1
+        return list(self._samples[first:self._next])
+
+
+class SimulatedMotion:
+    """A MotionSensor over a sample source, paced by a clock, with injectable faults."""
+
+    def __init__(self, source: SampleSource | Sequence[Sample], clock: Clock) -> None:
+        self.source = RecordedSamples(source) if isinstance(source, Sequence) else source
+        self._clock = clock
+        self._closed = False
+        self._injections: list[Injection] = []
+        self._frozen: Sample | None = None
+        self._shifted: set[int] = set()
+
+    @property
+    def start_s(self) -> float:
+        return self.source.start_s
+
+    @property
+    def end_s(self) -> float:
+        return self.source.end_s
+
     def inject(self, fault: MotionFault, at_s: float, duration_s: float = math.inf) -> None:
         self._injections.append(Injection(fault, at_s, duration_s))
 
     def read(self) -> list[Sample]:
-        if self._next >= len(self._samples):
-            raise EOFError("end of the simulated walk")
+        if self._closed:
+            raise EOFError("the simulated sensor was closed")
         now = self._clock.now()
         if self._injections and any(i.fault is MotionFault.PORT_GONE and i.covers(now)
                                     for i in self._injections):
             raise SensorError("motion sensor port disappeared")
-        out: list[Sample] = []
-        while self._next < len(self._samples) and self._samples[self._next].t_s <= now:
-            sample = self._apply(self._samples[self._next])
-            self._next += 1
-            if sample is not None:
-                out.append(sample)
-        return out
+        applied = (self._apply(sample) for sample in self.source.until(now))
+        return [sample for sample in applied if sample is not None]
 
     def close(self) -> None:
-        self._next = len(self._samples)
+        self._closed = True
 
     def _apply(self, sample: Sample) -> Sample | None:
         if not self._injections:

@@ -17,6 +17,10 @@ from controller.record import read_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 WALK = ROOT / "simulator" / "data" / "walk1_2x20m_foot_imu.csv"
+LIBRARY = ROOT / "protocols" / "library"
+EXERCISE_DATA = ROOT.parent / "shared" / "data" / "exercise"
+needs_exercise_data = pytest.mark.skipif(
+    not EXERCISE_DATA.is_dir(), reason="needs ../shared/data/exercise next to the checkout")
 FES = [sys.executable, "-m", "controller.cli"]
 
 
@@ -175,12 +179,31 @@ def test_a_recording_that_cannot_be_used_is_refused_with_the_reason(
     assert "Traceback" not in result.stderr
 
 
-def test_an_exercise_protocol_is_refused_by_simulate_until_exercise_sessions_run(
+def test_simulate_runs_an_exercise_on_the_synthetic_limb_with_cues_and_a_summary(
         tmp_path: Path) -> None:
     db = tmp_path / "record.sqlite"
-    result = fes("simulate", "--protocol",
-                 str(ROOT / "protocols" / "library" / "exercise_toe_raises.toml"),
-                 "--db", str(db))
+    result = fes("simulate", "--protocol", str(LIBRARY / "exercise_seated_dorsiflexion.toml"),
+                 "--duration", "30", "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    for line in ("Keep still", "Lift (1 of 10, set 1 of 3)", "Hold 3 s", "Lower slowly",
+                 "repetitions done", "mean range of motion", "holds achieved", "charge ch1"):
+        assert line in result.stdout
+    reps = read_rows(db, "SELECT peak_angle_deg, stimulated FROM repetitions")
+    assert len(reps) >= 2 and all(stimulated for _, stimulated in reps)
+    assert read_rows(db, "SELECT count(*) FROM cues")[0][0] >= 8
+
+
+@needs_exercise_data
+def test_simulate_counts_the_repetitions_of_a_real_recording(tmp_path: Path) -> None:
+    result = fes("simulate", "--protocol", str(LIBRARY / "exercise_knee_extension.toml"),
+                 "--data", str(EXERCISE_DATA / "yb_s3_knee_extension_9reps_imu.csv"),
+                 "--side", "right", "--db", str(tmp_path / "r.sqlite"))
+    assert result.returncode == 0, result.stderr
+    assert read_rows(tmp_path / "r.sqlite", "SELECT count(*) FROM repetitions")[0][0] == 9
+
+
+def test_a_walk_option_with_an_exercise_protocol_is_refused(tmp_path: Path) -> None:
+    result = fes("simulate", "--protocol", str(LIBRARY / "exercise_toe_raises.toml"),
+                 "--synthetic", "foot", "--db", str(tmp_path / "r.sqlite"))
     assert result.returncode == 2
-    assert "exercise sessions cannot run yet" in " ".join(result.stderr.split())
-    assert "Traceback" not in result.stderr and not db.exists()
+    assert "synthetic limb" in result.stderr and "Traceback" not in result.stderr

@@ -46,11 +46,15 @@ def test_triggered_follows_the_patient_and_stimulates_rise_and_hold_only() -> No
     assert machine.phase is CUE, "the rest between reps is prescribed"
 
 
-def test_a_rise_that_falls_back_without_a_hold_is_not_a_repetition() -> None:
+def test_a_rise_that_falls_back_without_a_top_is_not_a_repetition() -> None:
     machine = ExerciseMachine(prescription("triggered"))
     machine.handle("onset", 1.0)
-    machine.handle("at_rest", 1.6)
+    machine.handle("abandoned", 1.6)
     assert machine.phase is CUE and machine.windows == [] and machine.incomplete_reps == 1
+    machine.handle("onset", 2.0)
+    machine.handle("fidget", 2.3)
+    assert machine.phase is CUE and machine.windows == [] and machine.incomplete_reps == 1, \
+        "a fidget is not even an incomplete repetition"
 
 
 def test_early_lowering_ends_the_hold() -> None:
@@ -126,5 +130,5 @@ def test_assist_as_needed_moves_a_patient_who_does_not_start() -> None:
     assert machine.phase is CUE
     run_until(machine, 1.51)
     assert machine.phase is RISE and machine.assisting and machine.wants_stimulation
-    machine.handle("at_rest", 1.6)
+    machine.handle("abandoned", 1.6)
     assert machine.phase is RISE, "an assisted rise is not dropped as incomplete"

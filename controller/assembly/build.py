@@ -12,8 +12,11 @@ from pathlib import Path
 
 from controller.clock import Clock
 from controller.detect.calibration import GaitCalibration
+from controller.detect.exercise import ExercisePhaseDetector
 from controller.detect.factory import make_detector
 from controller.devices.base import MotionSensor, Stimulator
+from controller.exercise_control import COMPLETE_SHARE, ExerciseControl
+from controller.exercise_machine import ExerciseMachine, ExercisePhase, Prescription
 from controller.gait_control import GaitControl
 from controller.machine import GaitMachine
 from controller.observe import Observers, SessionObserver
@@ -21,7 +24,7 @@ from controller.record import SessionRecord
 from controller.safety import SafetySupervisor
 from controller.sensor_watch import SensorWatch
 from controller.session import ModeControl, Session
-from protocols import GaitProtocol, Protocol, dump_protocol
+from protocols import ExerciseProtocol, Protocol, dump_protocol
 
 
 def build_session(protocol: Protocol, sensor: MotionSensor, stimulator: Stimulator,
@@ -51,11 +54,30 @@ def build_session(protocol: Protocol, sensor: MotionSensor, stimulator: Stimulat
 def _control(protocol: Protocol, observers: Observers, supervisor: SafetySupervisor,
              calibration: GaitCalibration | None) -> ModeControl:
     """The mode's own logic: the one place that looks at which mode a protocol is."""
-    if not isinstance(protocol, GaitProtocol):
-        raise NotImplementedError("exercise sessions arrive with the exercise control")
+    if isinstance(protocol, ExerciseProtocol):
+        return _exercise_control(protocol, observers, supervisor)
     stimulation = protocol.stimulation
     start_on = getattr(protocol.trigger, "start_on", "toe_off")
     machine = GaitMachine(start_on, protocol.extension_s,
                           step_limit_s=stimulation.max_burst_s - stimulation.ramp_down_s)
     return GaitControl(make_detector(protocol.trigger, calibration), machine, observers,
                        lambda: supervisor.total_charge_uc)
+
+
+def _exercise_control(protocol: ExerciseProtocol, observers: Observers,
+                      supervisor: SafetySupervisor) -> ExerciseControl:
+    ex = protocol.exercise
+    prescription = Prescription(
+        pairing=ex.pairing, stimulated=frozenset(ExercisePhase(p) for p in ex.stimulate),
+        sets=ex.sets, reps=ex.reps, hold_s=ex.hold_s,
+        rest_between_reps_s=ex.rest_between_reps_s,
+        rest_between_sets_s=ex.rest_between_sets_s, rise_s=ex.rise_s, lower_s=ex.lower_s,
+        assist_timeout_s=ex.assist_timeout_s)
+    detector = ExercisePhaseDetector(
+        ex.onset_threshold_deg, min_rom_deg=max(2 * ex.onset_threshold_deg,
+                                                COMPLETE_SHARE * ex.target_rom_deg),
+        axis=ex.axis)
+    return ExerciseControl(detector, ExerciseMachine(prescription), observers,
+                           lambda: supervisor.total_charge_uc,
+                           target_rom_deg=ex.target_rom_deg,
+                           onset_threshold_deg=ex.onset_threshold_deg, start_cue=ex.start_cue)

@@ -18,14 +18,17 @@ from controller.observe import SessionObserver
 from controller.runner import SessionRunner, StatusCallback
 from controller.session import Session
 from controller.types import Sample
-from protocols import Protocol
+from protocols import ExerciseProtocol, Protocol
 from simulator import BUNDLED_WALK
 from simulator.inmemory import InMemoryStimulator
+from simulator.limb import MuscleModel, PatientScript, SimulatedLimb
 from simulator.motion import MotionFault, SimulatedMotion
 
-MIN_RATE_HZ = 50.0
-"""The slowest stream the gait detector is built for; slower ticks would also trip the
-50 ms loop-late watchdog."""
+MIN_RATE_HZ = {"gait": 50.0, "exercise": 25.0}
+"""The slowest stream each mode's detector is built for (one sample per control tick; a
+slower tick would also trip the 50 ms loop-late watchdog)."""
+LIMB_RATE_HZ = 100.0
+"""Sample rate of the synthetic exercising limb."""
 
 
 @dataclass
@@ -64,16 +67,59 @@ def build_simulated_session(protocol: Protocol, samples: list[Sample], db_path: 
                             realtime: bool = False, patient: str | None = None,
                             calibration: GaitCalibration | None = None,
                             observers: Iterable[SessionObserver] = ()) -> SimulatedRig:
+    """A session on recorded (or pre-made synthetic) samples."""
     span_s = samples[-1].t_s - samples[0].t_s
     if not span_s > 0:
-        raise ValueError("the walk's timestamps do not increase")
+        raise ValueError("the recording's timestamps do not increase")
     rate_hz = (len(samples) - 1) / span_s
-    if not rate_hz >= MIN_RATE_HZ:
-        raise ValueError(f"the walk is sampled at {rate_hz:.1f} Hz; the controller needs at "
-                         f"least {MIN_RATE_HZ:g} Hz (one sample per control tick)")
+    min_rate_hz = MIN_RATE_HZ[protocol.mode]
+    if not rate_hz >= min_rate_hz * 0.98:
+        raise ValueError(f"the recording is sampled at {rate_hz:.1f} Hz; {protocol.mode} mode "
+                         f"needs at least {min_rate_hz:g} Hz (one sample per control tick)")
     clock = VirtualClock(1.0 / rate_hz, start_s=samples[0].t_s, realtime=realtime)
-    motion = SimulatedMotion(samples, clock)
+    return _rig(protocol, SimulatedMotion(samples, clock), InMemoryStimulator(clock.now), clock,
+                db_path, source=source, duration_s=duration_s, realtime=realtime,
+                patient=patient, calibration=calibration, observers=observers)
+
+
+def simulate_exercise(protocol: ExerciseProtocol, db_path: Path | str | None, *,
+                      script: PatientScript | None = None, muscle: MuscleModel | None = None,
+                      rate_hz: float = LIMB_RATE_HZ, duration_s: float | None = None,
+                      realtime: bool = False, patient: str | None = None, seed: int = 0,
+                      observers: Iterable[SessionObserver] = ()) -> tuple[SimulatedRig,
+                                                                        SimulatedLimb]:
+    """An exercise session on the synthetic limb, which hears the cues and feels the
+    stimulation. Without a ``script`` the patient suits the pairing (see
+    :func:`patient_for`)."""
+    clock = VirtualClock(1.0 / rate_hz, realtime=realtime)
     stimulator = InMemoryStimulator(clock.now)
+    channel = protocol.channels[0].channel
+
+    def amplitude_ma() -> float:
+        return float(stimulator.model.output.get(channel, (0, 0))[0])
+
+    limb = SimulatedLimb(script or patient_for(protocol), amplitude_ma, rate_hz=rate_hz,
+                         muscle=muscle, seed=seed)
+    rig = _rig(protocol, SimulatedMotion(limb, clock), stimulator, clock,
+               Path(db_path) if db_path is not None else None,
+               source=f"sim://limb#{protocol.exercise.pairing}", duration_s=duration_s,
+               realtime=realtime, patient=patient, observers=[limb, *observers])
+    return rig, limb
+
+
+def patient_for(protocol: ExerciseProtocol) -> PatientScript:
+    """The simulated patient a pairing is meant for: one who moves fully (triggered), one
+    who does not move at all (cued), one who reaches half the target (assist-as-needed)."""
+    ex = protocol.exercise
+    own_share = {"triggered": 1.1, "cued": 0.0, "assist_as_needed": 0.5}[ex.pairing]
+    return PatientScript(rom_deg=own_share * ex.target_rom_deg, rise_s=ex.rise_s,
+                         lower_s=ex.lower_s)
+
+
+def _rig(protocol: Protocol, motion: SimulatedMotion, stimulator: InMemoryStimulator,
+         clock: VirtualClock, db_path: Path | None, *, source: str, duration_s: float | None,
+         realtime: bool, patient: str | None, calibration: GaitCalibration | None = None,
+         observers: Iterable[SessionObserver] = ()) -> SimulatedRig:
     session = build_session(protocol, motion, stimulator, clock, db_path,
                             sensor_name=source, stimulator_name="sim://rehastim2",
                             duration_s=duration_s, patient=patient, calibration=calibration,

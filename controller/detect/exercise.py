@@ -45,6 +45,10 @@ GRAVITY_TRUST = 0.2
 """The accelerometer is trusted only while its magnitude is within this share of g."""
 REST_TAU_S = 2.0
 """How fast the rest level follows a still segment."""
+REST_STILL_S = 0.5
+REST_STILL_DEG = 1.0
+"""The rest level follows only a segment that stayed within this band for REST_STILL_S,
+so a slow rise is never taken for a new rest."""
 AXIS_MOVING_DPS = 30.0
 """Gyro samples faster than this teach the movement axis."""
 AXIS_LEARNT_DEG = 15.0
@@ -54,7 +58,12 @@ TOP_DROP_FRACTION = 0.1
 REST_FRACTION = 0.2
 """Back at rest: within this share of the peak (or one threshold) from the rest level."""
 SETTLE_S = 0.5
-"""A small rise that stays still this long is a new rest posture, not a repetition."""
+"""A small rise that stays still this long is a new rest posture, not a repetition..."""
+SETTLE_SHARE = 0.25
+"""...when it is smaller than this share of the typical repetition so far (before the
+first repetition, a small held rise is a weak attempt: it stays a rise)."""
+TYPICAL_OF = 5
+"""The typical range is the median of this many latest repetitions."""
 ONSET_LOOKBACK_S = 1.5
 """How far back the onset time may be placed before the threshold crossing."""
 NOISE_MARGIN = 4.0
@@ -85,7 +94,7 @@ class ExercisePhaseDetector:
     def __init__(self, onset_threshold_deg: float = 5.0, min_rom_deg: float | None = None,
                  axis: str = "auto") -> None:
         self.onset_threshold_deg = onset_threshold_deg
-        self.min_rom_deg = min_rom_deg if min_rom_deg is not None else 3 * onset_threshold_deg
+        self.min_rom_deg = min_rom_deg if min_rom_deg is not None else 2 * onset_threshold_deg
         self._fixed_axis = named_axis(axis)
         self._calibration: list[Sample] = []
         self._bias_rad_s = np.zeros(3)
@@ -103,6 +112,7 @@ class ExercisePhaseDetector:
         self._peak_deg = 0.0
         self._peak_t_s = 0.0
         self._moving_at_s = 0.0
+        self._recent_roms_deg: deque[float] = deque(maxlen=TYPICAL_OF)
         self._history: deque[tuple[float, float, float]] = deque()
 
     @property
@@ -213,7 +223,7 @@ class ExercisePhaseDetector:
         threshold_deg = self.threshold_deg
         state = self._state
         if state is _State.REST:
-            self._follow_rest(excursion_deg, rate_dps, dt_s)
+            self._follow_rest(excursion_deg, dt_s)
             self._floor_deg = min(self._floor_deg, self._angle_deg)
             if self._angle_deg - self._base_deg() > threshold_deg and rate_dps > 0:
                 return [self._onset(t_s, threshold_deg)]
@@ -238,7 +248,7 @@ class ExercisePhaseDetector:
         if self._angle_deg - base_deg <= threshold_deg / 2:
             kind = ExerciseEventKind.FIDGET if small else ExerciseEventKind.ABANDONED
             return [self._back_to_rest(kind, t_s)]
-        if small and t_s - self._moving_at_s >= SETTLE_S:
+        if self._resettled(risen_deg, threshold_deg) and t_s - self._moving_at_s >= SETTLE_S:
             self._rest_deg = self._angle_deg
             return [self._back_to_rest(ExerciseEventKind.FIDGET, t_s)]
         if self._peak_deg >= self.min_rom_deg and (
@@ -247,6 +257,12 @@ class ExercisePhaseDetector:
             reached = self._event(ExerciseEventKind.REACHED, self._peak_t_s, t_s)
             return [reached, *self._phases_at_top(t_s, excursion_deg, rate_dps, threshold_deg)]
         return []
+
+    def _resettled(self, risen_deg: float, threshold_deg: float) -> bool:
+        if not self._recent_roms_deg:
+            return False
+        typical_deg = float(np.median(self._recent_roms_deg))
+        return risen_deg < min(2 * threshold_deg, SETTLE_SHARE * typical_deg)
 
     def _base_deg(self) -> float:
         """Where a rise starts from: the lowest point since rest, but never below rest."""
@@ -263,12 +279,19 @@ class ExercisePhaseDetector:
         drop_deg = max(threshold_deg, TOP_DROP_FRACTION * self._peak_deg)
         return excursion_deg < self._peak_deg - drop_deg
 
-    def _follow_rest(self, excursion_deg: float, rate_dps: float, dt_s: float) -> None:
-        if abs(rate_dps) > STILL_DPS or excursion_deg > self.threshold_deg:
+    def _follow_rest(self, excursion_deg: float, dt_s: float) -> None:
+        if excursion_deg > self.threshold_deg or not self._still_lately():
             return
         weight = min(dt_s / REST_TAU_S, 1.0)
         self._rest_deg += weight * excursion_deg
         self._noise_var += weight * (excursion_deg ** 2 - self._noise_var)
+
+    def _still_lately(self) -> bool:
+        newest_s = self._history[-1][0]
+        if newest_s - self._history[0][0] < REST_STILL_S:
+            return False
+        recent = [angle for t_s, angle, _ in self._history if t_s >= newest_s - REST_STILL_S]
+        return max(recent) - min(recent) <= REST_STILL_DEG
 
     def _onset(self, t_s: float, threshold_deg: float) -> ExerciseEvent:
         """Start a rise; its time is the last still moment near the floor before it."""
@@ -284,6 +307,8 @@ class ExercisePhaseDetector:
         return self._event(ExerciseEventKind.ONSET, began_s, t_s)
 
     def _back_to_rest(self, kind: ExerciseEventKind, t_s: float) -> ExerciseEvent:
+        if kind is ExerciseEventKind.AT_REST:
+            self._recent_roms_deg.append(self._peak_deg)
         self._state = _State.REST
         self._floor_deg = self._angle_deg
         return self._event(kind, t_s, t_s)
