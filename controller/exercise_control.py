@@ -15,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
+from controller.detect.exercise import REST_FRACTION
 from controller.exercise_machine import ExerciseMachine, ExercisePhase, RepetitionWindow
 from controller.observe import Observers
 from controller.types import Cue, ExerciseEvent, ExerciseEventKind, Repetition, Sample
@@ -30,7 +31,7 @@ FIGURE_LABELS = {
     "stimulated_reps": "stimulated repetitions",
     "assisted_reps": "assisted repetitions",
 }
-COMPLETE_SHARE = 0.5
+COMPLETE_SHARE = 0.6
 """A movement counts as a repetition once it reaches this share of the target range."""
 HOLD_TOLERANCE = 0.1
 """A hold is kept while the angle stays within this fraction of the repetition's peak."""
@@ -92,12 +93,13 @@ class ExerciseControl:
         return self.machine.done
 
     def feed(self, sample: Sample) -> None:
+        was_moving = self.machine.phase in _MOVING
         for event in self._detector.update(sample):
             self._observers.event(event)
             if self._begun:
                 self._follow(event)
         angle_deg = self._detector.angle_deg
-        if self.machine.phase in _MOVING:
+        if was_moving or self.machine.phase in _MOVING:
             self._trace_t_s.append(sample.t_s)
             self._trace_deg.append(angle_deg)
         if self.machine.phase is ExercisePhase.RISE and angle_deg >= self._target_rom_deg:
@@ -240,7 +242,8 @@ class ExerciseControl:
         dt_s = np.diff(t_s, append=t_s[-1])
         hold_s = float(np.sum(dt_s[held]))
         hold_end = top + int(np.argmin(held[top:])) if not held[top:].all() else len(t_s) - 1
-        back = np.nonzero(angle_deg[hold_end:] <= self._rest_band_deg)[0]
+        rest_band_deg = max(self._rest_band_deg, REST_FRACTION * peak_deg)
+        back = np.nonzero(angle_deg[hold_end:] <= rest_band_deg)[0]
         lower_s = float(t_s[hold_end + back[0]] - t_s[hold_end]) if len(back) else None
         in_hold = (t_s >= (window.hold_start_s or t_s[top])) & (
             t_s < (window.lower_start_s or t_s[-1]))

@@ -10,8 +10,10 @@ The whole prescription is the table below. How a phase ends depends on the pairi
   an abandoned one counts as incomplete, a fidget not at all.
 * **cued** follows the clock (for patients with no active movement): the cue, rise, hold
   and lowering each last their prescribed time, movement or not.
-* The hold is timed in every pairing; the rests and set breaks too. A patient who starts
-  the next repetition (or set) before the rest is over is followed, not ignored.
+* The hold is timed in every pairing; the rests and set breaks too. A patient who does the
+  next repetition (or set) before the rest is over is followed once the movement reaches
+  its top (so a fidget in a rest does not end it); the rise of such a repetition is not
+  stimulated, the rest being part of the prescription.
 
 Stimulation is wanted in the protocol's stimulated phases; under assist-as-needed only once
 assistance has started, which it does when the target is not reached within
@@ -67,8 +69,9 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "tick", "source": REST, "dest": CUE, "conditions": "_rest_over"},
     {"trigger": "tick", "source": SET_BREAK, "dest": CUE, "conditions": "_break_over",
      "after": "_next_set"},
-    {"trigger": "onset", "source": REST, "dest": RISE, "conditions": FOLLOW, "after": "_open"},
-    {"trigger": "onset", "source": SET_BREAK, "dest": RISE, "conditions": FOLLOW,
+    {"trigger": "reached", "source": REST, "dest": HOLD, "conditions": FOLLOW,
+     "after": "_open"},
+    {"trigger": "reached", "source": SET_BREAK, "dest": HOLD, "conditions": FOLLOW,
      "after": ["_next_set", "_open"]},
 ]
 
@@ -155,9 +158,11 @@ class ExerciseMachine:
         self.now_s = self.entered_s = now_s
 
     def handle(self, trigger: str, now_s: float) -> bool:
-        """A movement event (onset, reached, lowering, at_rest, abandoned, fidget)."""
+        """A movement event (onset, reached, lowering, at_rest, abandoned, fidget); one
+        that does not fit the phase (a top during the hold) is ignored."""
         self.now_s = now_s
-        moved = bool(self._machine.events[trigger].trigger(self))
+        fits = trigger in self._machine.get_triggers(self.state.name)
+        moved = fits and bool(self._machine.events[trigger].trigger(self))
         self.advance(now_s)
         return moved
 

@@ -125,8 +125,9 @@ class Repetition:
 
     Angles are from the calibrated rest orientation in the movement's plane; times are
     session time. ``hold_s`` is how long the top was held (within a tolerance of the
-    peak), ``lower_s`` the time from the end of the hold back to rest (None if the limb
-    never got back while the machine waited).
+    peak), ``lower_s`` the time from the end of the hold back near rest, within the
+    onset threshold or a fifth of the peak (None if the limb never got back while the
+    machine waited).
     """
 
     set_index: int

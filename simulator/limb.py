@@ -94,11 +94,11 @@ class PatientScript:
     incomplete_reps: frozenset[int] = frozenset()
     """Repetitions (counted from 1) given up at 40 % of the range, without a hold."""
     fidgets_at_s: tuple[float, ...] = ()
-    """Times of small bumps (3° for half a second), whatever the cues say."""
+    """Times of small bumps (half a second long), whatever the cues say."""
+    fidget_deg: float = 3.0
     rest_drift_deg_per_min: float = 0.0
 
 
-FIDGET_DEG = 3.0
 FIDGET_S = 0.5
 INCOMPLETE_SHARE = 0.4
 
@@ -198,7 +198,7 @@ class SimulatedLimb(SessionObserver):
         own = max((m.angle_deg(t_s) for m in self._movements), default=0.0)
         for at_s in self.script.fidgets_at_s:
             if at_s <= t_s < at_s + FIDGET_S:
-                own += FIDGET_DEG * math.sin(math.pi * (t_s - at_s) / FIDGET_S)
+                own += self.script.fidget_deg * math.sin(math.pi * (t_s - at_s) / FIDGET_S)
         return own
 
     def _sample(self, t_s: float) -> Sample:

@@ -19,7 +19,7 @@ from controller.runner import SessionRunner
 from controller.types import FaultKind, GaitEvent, GaitEventKind, Sample
 from protocols import Protocol, load_protocol
 from simulator.inmemory import StimulatorMisbehaviour
-from simulator.motion import MotionFault
+from tests.faults import FAULTS, healthy_stimulator, wait_for_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 GAIT = ROOT / "protocols" / "library" / "peroneal_gait_gyro.toml"
@@ -114,15 +114,6 @@ def test_record_reaches_the_disk_while_the_session_runs(tmp_path: Path) -> None:
     rig.session.finish()
 
 
-def wait_for_rows(db: Path, query: str, at_least: int = 1) -> list[tuple[object, ...]]:
-    """Rows the record's writer thread has committed, waiting up to 5 s for them."""
-    deadline = time.monotonic() + 5.0
-    while len(rows := read_rows(db, query)) < at_least:
-        assert time.monotonic() < deadline, f"rows never reached the file: {query}"
-        time.sleep(0.01)
-    return rows
-
-
 class ToeOffsOnly:
     """A detector that sees every toe-off but never a heel strike (a sensor knocked loose)."""
 
@@ -184,51 +175,6 @@ def run_into_a_burst(rig: SimulatedRig) -> float:
     while not (rig.stimulator.model.is_delivering and rig.session.supervisor.output_ma(1) > 20):
         assert rig.session.step()
     return rig.clock.now()
-
-
-Injector = Callable[[SimulatedRig, float], None]
-
-
-def motion(fault: MotionFault, duration_s: float = 0.4) -> Injector:
-    def inject(rig: SimulatedRig, at_s: float) -> None:
-        rig.motion.inject(fault, at_s + rig.clock.tick_s / 2, duration_s)
-    return inject
-
-
-def stimulator(misbehaviour: StimulatorMisbehaviour) -> Injector:
-    def inject(rig: SimulatedRig, at_s: float) -> None:
-        rig.stimulator.misbehaviour = misbehaviour
-    return inject
-
-
-def stall(rig: SimulatedRig, at_s: float) -> None:
-    rig.clock.stall(0.08)
-
-
-def emergency(rig: SimulatedRig, at_s: float) -> None:
-    rig.session.submit(lambda now_s: rig.session.emergency_stop(now_s, "test button"))
-
-
-def bad_request(rig: SimulatedRig, at_s: float) -> None:
-    rig.session.supervisor.request(at_s, 1, 3.0)
-
-
-def healthy_stimulator(rig: SimulatedRig) -> None:
-    rig.stimulator.misbehaviour = StimulatorMisbehaviour.NONE
-
-
-FAULTS: dict[FaultKind, Injector] = {
-    FaultKind.SENSOR_SILENT: motion(MotionFault.SILENT),
-    FaultKind.SENSOR_FROZEN: motion(MotionFault.FROZEN, 0.8),
-    FaultKind.SENSOR_ERROR: motion(MotionFault.PORT_GONE, 0.05),
-    FaultKind.TIME_BACKWARDS: motion(MotionFault.TIME_BACKWARDS),
-    FaultKind.TIME_JUMP: motion(MotionFault.TIME_JUMP),
-    FaultKind.IMPLAUSIBLE_VALUE: motion(MotionFault.IMPLAUSIBLE, 0.02),
-    FaultKind.STIMULATOR_ERROR: stimulator(StimulatorMisbehaviour.ERROR_ANSWER),
-    FaultKind.LOOP_LATE: stall,
-    FaultKind.EMERGENCY_STOP: emergency,
-    FaultKind.LIMIT_REJECTED: bad_request,
-}
 
 
 @pytest.mark.parametrize("kind", list(FAULTS), ids=lambda k: k.value)

@@ -66,6 +66,8 @@ TYPICAL_OF = 5
 """The typical range is the median of this many latest repetitions."""
 ONSET_LOOKBACK_S = 1.5
 """How far back the onset time may be placed before the threshold crossing."""
+FIDGET_MAX = 1.5
+"""A rise given up below this many thresholds was a fidget, not an attempt."""
 NOISE_MARGIN = 4.0
 """The onset threshold is at least this many standard deviations of the rest noise."""
 
@@ -244,9 +246,9 @@ class ExercisePhaseDetector:
                        threshold_deg: float) -> list[ExerciseEvent]:
         base_deg = self._base_deg()
         risen_deg = self._peak_deg + self._rest_deg - base_deg
-        small = risen_deg < 2 * threshold_deg
         if self._angle_deg - base_deg <= threshold_deg / 2:
-            kind = ExerciseEventKind.FIDGET if small else ExerciseEventKind.ABANDONED
+            kind = (ExerciseEventKind.FIDGET if risen_deg < FIDGET_MAX * threshold_deg
+                    else ExerciseEventKind.ABANDONED)
             return [self._back_to_rest(kind, t_s)]
         if self._resettled(risen_deg, threshold_deg) and t_s - self._moving_at_s >= SETTLE_S:
             self._rest_deg = self._angle_deg
