@@ -159,6 +159,8 @@ class SimulatedLimb(SessionObserver):
         self._rng = np.random.default_rng(seed)
         self._movements: list[_Movement] = []
         self._starts = 0
+        self._first_live = 0
+        """Movements before this index are over (samples are made in time order)."""
 
     # -- what the patient hears --------------------------------------------------------------
 
@@ -182,7 +184,6 @@ class SimulatedLimb(SessionObserver):
             movement = _Movement(onset_s, rom_deg * INCOMPLETE_SHARE,
                                  script.rise_s * INCOMPLETE_SHARE, script.lower_s,
                                  lower_at_s=onset_s + script.rise_s * INCOMPLETE_SHARE)
-        self._movements = [m for m in self._movements if not m.over(onset_s)]
         self._movements.append(movement)
 
     # -- what the sensor sends ---------------------------------------------------------------
@@ -195,7 +196,11 @@ class SimulatedLimb(SessionObserver):
         return out
 
     def _own_deg(self, t_s: float) -> float:
-        own = max((m.angle_deg(t_s) for m in self._movements), default=0.0)
+        while self._first_live < len(self._movements) and \
+                self._movements[self._first_live].over(t_s):
+            self._first_live += 1
+        live = self._movements[self._first_live:]
+        own = max((m.angle_deg(t_s) for m in live), default=0.0)
         for at_s in self.script.fidgets_at_s:
             if at_s <= t_s < at_s + FIDGET_S:
                 own += self.script.fidget_deg * math.sin(math.pi * (t_s - at_s) / FIDGET_S)

@@ -108,10 +108,13 @@ def simulate_exercise(protocol: ExerciseProtocol, db_path: Path | str | None, *,
 
 
 def patient_for(protocol: ExerciseProtocol) -> PatientScript:
-    """The simulated patient a pairing is meant for: one who moves fully (triggered), one
-    who does not move at all (cued), one who reaches half the target (assist-as-needed)."""
+    """The simulated patient a protocol is meant for: one who moves fully (triggered, and
+    a timed exercise with no stimulation), one who does not move at all (cued
+    stimulation: the passive exercises), one who reaches half the target
+    (assist-as-needed)."""
     ex = protocol.exercise
-    own_share = {"triggered": 1.1, "cued": 0.0, "assist_as_needed": 0.5}[ex.pairing]
+    own_share = {"triggered": 1.1, "cued": 0.0 if ex.stimulate else 1.1,
+                 "assist_as_needed": 0.5}[ex.pairing]
     return PatientScript(rom_deg=own_share * ex.target_rom_deg, rise_s=ex.rise_s,
                          lower_s=ex.lower_s)
 
