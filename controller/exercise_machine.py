@@ -12,8 +12,9 @@ The whole prescription is the table below. How a phase ends depends on the pairi
   and lowering each last their prescribed time, movement or not.
 * The hold is timed in every pairing; the rests and set breaks too. A patient who does the
   next repetition (or set) before the rest is over is followed once the movement reaches
-  its top (so a fidget in a rest does not end it); the rise of such a repetition is not
-  stimulated, the rest being part of the prescription.
+  its top (so a fidget in a rest does not end it), also when the cue came while it was
+  rising; the rise of such a repetition is not stimulated, the rest being part of the
+  prescription.
 
 Stimulation is wanted in the protocol's stimulated phases; under assist-as-needed only once
 assistance has started, which it does when the target is not reached within
@@ -69,7 +70,7 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "tick", "source": REST, "dest": CUE, "conditions": "_rest_over"},
     {"trigger": "tick", "source": SET_BREAK, "dest": CUE, "conditions": "_break_over",
      "after": "_next_set"},
-    {"trigger": "reached", "source": REST, "dest": HOLD, "conditions": FOLLOW,
+    {"trigger": "reached", "source": [REST, CUE], "dest": HOLD, "conditions": FOLLOW,
      "after": "_open"},
     {"trigger": "reached", "source": SET_BREAK, "dest": HOLD, "conditions": FOLLOW,
      "after": ["_next_set", "_open"]},

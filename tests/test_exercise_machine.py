@@ -132,3 +132,31 @@ def test_assist_as_needed_moves_a_patient_who_does_not_start() -> None:
     assert machine.phase is RISE and machine.assisting and machine.wants_stimulation
     machine.handle("abandoned", 1.6)
     assert machine.phase is RISE, "an assisted rise is not dropped as incomplete"
+
+
+def test_a_repetition_done_before_the_rest_is_over_is_counted_from_its_top() -> None:
+    machine = ExerciseMachine(prescription("triggered", rest_between_reps_s=5.0))
+    machine.handle("onset", 1.0)
+    machine.handle("reached", 1.8)
+    run_until(machine, 4.8)
+    machine.handle("at_rest", 6.0)
+    assert machine.phase is REST
+    machine.handle("onset", 6.5)
+    assert machine.phase is REST, "an onset alone (maybe a fidget) does not end the rest"
+    machine.handle("reached", 7.2)
+    assert machine.phase is HOLD and machine.wants_stimulation, "its hold is stimulated"
+    run_until(machine, 10.3)
+    machine.handle("at_rest", 11.0)
+    assert len(machine.windows) == 2 and machine.windows[1].start_s == 7.2
+
+
+def test_a_patient_already_rising_when_the_cue_comes_is_followed() -> None:
+    machine = ExerciseMachine(prescription("triggered"))
+    machine.handle("reached", 2.0)
+    assert machine.phase is HOLD
+
+
+def test_the_cued_pairing_does_not_follow_movement() -> None:
+    machine = ExerciseMachine(prescription("cued"))
+    machine.handle("reached", 0.5)
+    assert machine.phase is CUE
