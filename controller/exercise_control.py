@@ -74,6 +74,7 @@ class ExerciseControl:
         self._begun = False
         self._asked_to_keep_still = False
         self._assist_told = False
+        self._paused_at_s: float | None = None
         self._armed = True
         self._trace_t_s: list[float] = []
         self._trace_deg: list[float] = []
@@ -96,17 +97,20 @@ class ExerciseControl:
         was_moving = self.machine.phase in _MOVING
         for event in self._detector.update(sample):
             self._observers.event(event)
-            if self._begun:
+            if self._begun and self._paused_at_s is None:
                 self._follow(event)
         angle_deg = self._detector.angle_deg
         if was_moving or self.machine.phase in _MOVING:
             self._trace_t_s.append(sample.t_s)
             self._trace_deg.append(angle_deg)
-        if self.machine.phase is ExercisePhase.RISE and angle_deg >= self._target_rom_deg:
+        if self.machine.phase is ExercisePhase.RISE and angle_deg >= self._target_rom_deg and \
+                self._paused_at_s is None:
             self.machine.handle("reached", sample.t_s)
             self._note_phase(sample.t_s)
 
     def advance(self, now_s: float) -> None:
+        if self._paused_at_s is not None:
+            return
         if not self._begun:
             self._wait_for_calibration(now_s)
             return
@@ -126,8 +130,26 @@ class ExerciseControl:
         return 1.0 if self.machine.wants_stimulation and self._armed else 0.0
 
     def rearm(self) -> None:
-        """After a reset or a resume: no output until the next repetition begins."""
+        """After a reset: no output until the next repetition begins."""
         self._armed = False
+
+    def pause(self, now_s: float) -> None:
+        """The prescription waits: no timer runs and no movement counts until resumed."""
+        self._paused_at_s = now_s
+        self._observers.cue(Cue(now_s, "paused", "Paused"))
+
+    def resume(self, now_s: float) -> None:
+        """The phase under way goes on with the time it had left; output waits for the
+        next repetition."""
+        if self._paused_at_s is not None:
+            self.machine.entered_s += now_s - self._paused_at_s
+            self._paused_at_s = None
+        self._last_s = None
+        self.rearm()
+        if self._begun:
+            cue = self._cue(now_s, self.machine.phase)
+            if cue is not None:
+                self._observers.cue(cue)
 
     def close_units(self) -> None:
         windows = self.machine.windows

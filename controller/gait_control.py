@@ -68,6 +68,12 @@ class GaitControl:
         self._detector.reset()
         self._armed = False
 
+    def pause(self, now_s: float) -> None:
+        """The patient may go on walking: the detector keeps following the walk."""
+
+    def resume(self, now_s: float) -> None:
+        self.rearm()
+
     def close_units(self) -> None:
         """Report closed steps with the charge delivered while each was open."""
         steps = self.machine.steps

@@ -49,7 +49,13 @@ class ModeControl(Protocol):
         """The fraction (0..1) of each channel's setting the mode wants now."""
 
     def rearm(self) -> None:
-        """After a reset or a resume: no output until the mode's cycle is back at its start."""
+        """After a reset: no output until the mode's cycle is back at its start."""
+
+    def pause(self, now_s: float) -> None:
+        """The patient paused: output is already held at zero by the session."""
+
+    def resume(self, now_s: float) -> None:
+        """Back from a pause: rearm, and whatever else the mode needs."""
 
     def close_units(self) -> None:
         """Report units (steps, repetitions) that closed, with the charge they received."""
@@ -113,11 +119,12 @@ class Session:
 
     def pause(self, now_s: float) -> None:
         self._paused = True
+        self.control.pause(now_s)
         self.observers.notice(now_s, "pause", "output paused")
 
     def resume(self, now_s: float) -> None:
         self._paused = False
-        self.control.rearm()
+        self.control.resume(now_s)
         self.observers.notice(now_s, "resume", "output resumes at the next cycle")
 
     def nudge(self, now_s: float, channel: int, steps: int) -> float:

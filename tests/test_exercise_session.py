@@ -162,6 +162,29 @@ def test_a_patient_who_does_not_move_gets_no_triggered_stimulation(tmp_path: Pat
     assert rig.session.control.phase == "cue"
 
 
+def test_a_pause_holds_the_prescription_and_its_timers(tmp_path: Path) -> None:
+    rx = protocol("seated_dorsiflexion")
+    probe = Probe()
+    rig, _ = simulate_exercise(rx, tmp_path / "record.sqlite", observers=[probe])
+    session = rig.session
+    session.start()
+    while session.control.phase != "rest":
+        assert session.step()
+    rest_began_s = session.now_s
+    while session.now_s < rest_began_s + 2.0:
+        session.step()
+    session.pause(session.now_s)
+    while session.now_s < rest_began_s + 12.0:
+        session.step()
+        assert session.control.phase == "rest" and session.supervisor.output_ma(1) == 0.0
+    session.resume(session.now_s)
+    while session.control.phase == "rest":
+        session.step()
+    rest_left_s = rx.exercise.rest_between_reps_s - 2.0
+    assert session.now_s - (rest_began_s + 12.0) == pytest.approx(rest_left_s, abs=0.05)
+    assert [c.kind for c in probe.cues].count("paused") == 1
+
+
 # -- what is counted ------------------------------------------------------------------------
 
 def test_fidgets_and_incomplete_repetitions_are_not_counted(tmp_path: Path) -> None:
