@@ -67,3 +67,26 @@ FAULTS: dict[FaultKind, Injector] = {
     FaultKind.EMERGENCY_STOP: emergency,
     FaultKind.LIMIT_REJECTED: bad_request,
 }
+
+
+def assert_latched_at_zero_and_recorded(rig: SimulatedRig, kind: FaultKind,
+                                        hold_s: float) -> None:
+    """Step until the injected fault latches; then: it is the expected kind, the device's
+    output went to zero within one tick of it, it stays zero for ``hold_s`` with the
+    stimulator healthy again (no reset asked), and the record has the fault."""
+    session, tick_s = rig.session, rig.clock.tick_s
+    while not session.supervisor.latched:
+        assert session.step(), "the session ended without the fault"
+    fault = session.supervisor.faults[0]
+    assert fault.kind is kind
+    assert session.supervisor.output_ma(1) == 0.0
+    if kind is not FaultKind.STIMULATOR_ERROR:
+        off = [d.t_s for d in rig.stimulator.model.delivered if d.current_ma == 0]
+        assert off and fault.t_s - tick_s <= off[-1] <= fault.t_s + tick_s
+    assert rig.stimulator.model.is_delivering is False
+    healthy_stimulator(rig)
+    for _ in range(round(hold_s / tick_s)):
+        session.step()
+        assert session.supervisor.output_ma(1) == 0.0, "latched until an explicit reset"
+    assert session.record is not None
+    assert (kind.value,) in wait_for_rows(Path(session.record.path), "SELECT kind FROM faults")

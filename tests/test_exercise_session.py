@@ -31,7 +31,7 @@ from controller.types import (
 from protocols import ExerciseProtocol, load_protocol
 from simulator.limb import PatientScript, SimulatedLimb
 from simulator.motion import MotionFault
-from tests.faults import FAULTS, healthy_stimulator, motion, wait_for_rows
+from tests.faults import FAULTS, assert_latched_at_zero_and_recorded, motion
 
 LIBRARY = Path(__file__).resolve().parents[1] / "protocols" / "library"
 STILL_DPS = 12.0
@@ -262,9 +262,8 @@ def test_fatigue_shows_as_a_shrinking_range(tmp_path: Path) -> None:
 def test_a_fault_during_a_hold_zeroes_output_within_a_tick_latches_and_is_recorded(
         tmp_path: Path, kind: FaultKind) -> None:
     rx = protocol("seated_dorsiflexion")
-    probe = Probe()
-    rig, _ = simulate_exercise(rx, tmp_path / "record.sqlite", observers=[probe])
-    session, tick_s = rig.session, rig.clock.tick_s
+    rig, _ = simulate_exercise(rx, tmp_path / "record.sqlite")
+    session = rig.session
     session.start()
     setting_ma = session.supervisor.setting_ma(1)
     while not (session.control.phase == "hold"
@@ -276,18 +275,4 @@ def test_a_fault_during_a_hold_zeroes_output_within_a_tick_latches_and_is_record
         # an exercise protocol allows longer before calling identical samples frozen.
         inject = motion(MotionFault.FROZEN, rx.safety.sensor_frozen_s + 0.5)
     inject(rig, rig.clock.now())
-    while not session.supervisor.latched:
-        assert session.step(), "the session ended without the fault"
-    fault = session.supervisor.faults[0]
-    assert fault.kind is kind
-    assert session.supervisor.output_ma(1) == 0.0
-    if kind is not FaultKind.STIMULATOR_ERROR:
-        off = [d.t_s for d in rig.stimulator.model.delivered if d.current_ma == 0]
-        assert off and fault.t_s - tick_s <= off[-1] <= fault.t_s + tick_s
-    assert rig.stimulator.model.is_delivering is False
-    healthy_stimulator(rig)
-    for _ in range(round(1.0 / tick_s)):
-        session.step()
-        assert session.supervisor.output_ma(1) == 0.0, "latched until an explicit reset"
-    assert session.record is not None
-    assert (kind.value,) in wait_for_rows(Path(session.record.path), "SELECT kind FROM faults")
+    assert_latched_at_zero_and_recorded(rig, kind, hold_s=1.0)

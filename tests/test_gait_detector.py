@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.gait_accuracy import evaluate, with_heel_off_reference
 from controller.detect.calibration import CalibrationError, GaitCalibration, calibrate
 from controller.detect.gait import GyroGaitDetector
 from controller.devices.recording import Recording, ReferenceEvent, load_recording
 from controller.machine import GaitMachine
+from controller.scoring.gait import evaluate, with_heel_off_reference
 from controller.types import GaitEvent, GaitEventKind, Sample
 from simulator.synthetic import synthetic_walk
 

@@ -19,7 +19,7 @@ from controller.runner import SessionRunner
 from controller.types import FaultKind, GaitEvent, GaitEventKind, Sample
 from protocols import Protocol, load_protocol
 from simulator.inmemory import StimulatorMisbehaviour
-from tests.faults import FAULTS, healthy_stimulator, wait_for_rows
+from tests.faults import FAULTS, assert_latched_at_zero_and_recorded, wait_for_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 GAIT = ROOT / "protocols" / "library" / "peroneal_gait_gyro.toml"
@@ -183,23 +183,7 @@ def test_injected_fault_zeroes_output_within_a_tick_latches_is_recorded_and_need
     rig = make_rig(tmp_path)
     session, tick = rig.session, rig.clock.tick_s
     FAULTS[kind](rig, run_into_a_burst(rig))
-    while not session.supervisor.latched:
-        assert session.step(), "session ended without the fault"
-    fault = session.supervisor.faults[0]
-    assert fault.kind is kind
-    assert session.supervisor.output_ma(1) == 0.0
-    if kind is not FaultKind.STIMULATOR_ERROR:
-        off = [d.t_s for d in rig.stimulator.model.delivered if d.current_ma == 0]
-        assert off and fault.t_s - tick <= off[-1] <= fault.t_s + tick
-    assert rig.stimulator.model.is_delivering is False
-
-    healthy_stimulator(rig)
-    for _ in range(round(1.5 / tick)):
-        session.step()
-        assert session.supervisor.output_ma(1) == 0.0, "latched until an explicit reset"
-    assert session.record is not None
-    recorded = wait_for_rows(Path(session.record.path), "SELECT kind FROM faults")
-    assert (kind.value,) in recorded
+    assert_latched_at_zero_and_recorded(rig, kind, hold_s=1.5)
 
     assert session.reset_faults(session.now_s) == []
     delivered_before = len(rig.stimulator.model.delivered)
