@@ -77,6 +77,11 @@ class RehaStimDevice:
             out += self.line.apply(self._queue.popleft()[1])
         return bytes(out)
 
+    def announce(self, now_s: float) -> None:
+        """Forget the host and send Init now, as after the watchdog expired."""
+        self.host_connected = False
+        self._next_init_s = now_s
+
     def next_due_s(self) -> float:
         """When :meth:`outgoing` next has something to do on its own."""
         due = [self._next_init_s] if not self.host_connected else []

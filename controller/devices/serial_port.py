@@ -1,4 +1,4 @@
-"""What the serial drivers need from pyserial, in one place.
+"""What the serial drivers need from pyserial, and their one reader thread.
 
 Both drivers open ports by URL (a device path, or any ``serial_for_url`` scheme such as
 ``loop://``) and read with the same rule: block for the first byte at most ``poll_s``, then
@@ -8,6 +8,8 @@ instead of when a fixed-size read fills up.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import Protocol, cast
 
 import serial
@@ -49,3 +51,38 @@ def read_available(port: SerialPort) -> bytes:
     data = port.read(1)
     waiting = port.in_waiting
     return data + port.read(waiting) if data and waiting else data
+
+
+class PortReader:
+    """The one reader thread of a serial driver (pyserial's ``serial.threaded`` pattern).
+
+    It owns all reads of ``port``: every read, with bytes or empty after the poll time,
+    goes to ``on_read`` (so a driver can also let time act there, such as a keep-alive);
+    the first port error goes to ``on_lost``, unless the reader was stopped, which is how
+    a port closed on purpose ends it.
+    """
+
+    def __init__(self, port: SerialPort, name: str, on_read: Callable[[bytes], None],
+                 on_lost: Callable[[Exception], None]) -> None:
+        self._port = port
+        self._on_read = on_read
+        self._on_lost = on_lost
+        self._running = True
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, join_s: float = 1.0) -> None:
+        """Stop reading (close the port after, or before, to end a blocked read)."""
+        self._running = False
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=join_s)
+
+    def _loop(self) -> None:
+        try:
+            while self._running:
+                self._on_read(read_available(self._port))
+        except PORT_ERRORS as exc:
+            if self._running:
+                self._on_lost(exc)

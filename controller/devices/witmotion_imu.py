@@ -1,6 +1,6 @@
 """A WitMotion serial IMU (WT901 / BWT901 family) as a :class:`MotionSensor`.
 
-A reader thread owns the port: it decodes packets with :mod:`controller.devices.witmotion`,
+A reader thread (:class:`~controller.devices.serial_port.PortReader`) owns the port: it decodes packets with :mod:`controller.devices.witmotion`,
 groups acceleration (0x51), angular velocity (0x52) and, when the sensor sends it, angle
 (0x53) into one :class:`Sample`, and queues the samples for :meth:`WitMotionImu.read`.
 It also signals their arrival, so a control loop can wait in
@@ -31,7 +31,7 @@ import serial
 
 from controller.devices import witmotion as wm
 from controller.devices.base import SensorError
-from controller.devices.serial_port import PORT_ERRORS, SerialPort, open_port, read_available
+from controller.devices.serial_port import PORT_ERRORS, PortReader, SerialPort, open_port
 from controller.types import GRAVITY_MPS2, Sample, Vector3
 
 DEFAULT_BAUD = 115200
@@ -110,8 +110,8 @@ class WitMotionImu:
             self._serial.reset_input_buffer()  # bytes from before we listened have no time
         except PORT_ERRORS as exc:
             raise SensorError(f"cannot open {port}: {exc}") from exc
-        self._reader = threading.Thread(target=self._read_loop, name="witmotion-reader",
-                                        daemon=True)
+        self._reader = PortReader(self._serial, "witmotion-reader", self._on_read,
+                                  self._on_lost)
         self._reader.start()
 
     def read(self) -> list[Sample]:
@@ -137,24 +137,19 @@ class WitMotionImu:
         port, self._serial = self._serial, None
         if port is None:
             return
+        self._reader.stop(join_s=0.0)
         try:
             port.close()
         finally:
-            if self._reader is not threading.current_thread():
-                self._reader.join(timeout=1.0)
+            self._reader.stop()
 
-    def _read_loop(self) -> None:
-        port = self._serial
-        assert port is not None
-        try:
-            while self._serial is port:
-                data = read_available(port)
-                arrived_s = self._clock()
-                if data:
-                    self._take(data, arrived_s)
-        except PORT_ERRORS as exc:
-            if self._serial is port:
-                self._fail(SensorError(f"lost the IMU on {self.port_name}: {exc}"))
+    def _on_read(self, data: bytes) -> None:
+        arrived_s = self._clock()
+        if data:
+            self._take(data, arrived_s)
+
+    def _on_lost(self, exc: Exception) -> None:
+        self._fail(SensorError(f"lost the IMU on {self.port_name}: {exc}"))
 
     def _take(self, data: bytes, arrived_s: float) -> None:
         groups = [group for packet in self.decoder.feed(data)
