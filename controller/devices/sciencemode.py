@@ -227,13 +227,25 @@ class Packet:
     message: Message
 
 
-def crc8(data: bytes) -> int:
-    """CRC-8, polynomial 0x07, initial value 0, no reflection (the protocol's checksum)."""
-    crc = 0
-    for byte in data:
-        crc ^= byte
+def _crc8_table() -> tuple[int, ...]:
+    table = []
+    for value in range(256):
+        crc = value
         for _ in range(8):
             crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC8_TABLE = _crc8_table()
+
+
+def crc8(data: bytes) -> int:
+    """CRC-8, polynomial 0x07, initial value 0, no reflection (the protocol's checksum),
+    a byte at a time from a table."""
+    crc = 0
+    for byte in data:
+        crc = _CRC8_TABLE[crc ^ byte]
     return crc
 
 

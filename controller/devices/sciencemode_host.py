@@ -67,6 +67,8 @@ class ScienceModeHost:
             self._handle(packet, now_s)
 
     def data_to_send(self) -> bytes:
+        if not self._outbox:
+            return b""
         out, self._outbox = bytes(self._outbox), bytearray()
         return out
 
