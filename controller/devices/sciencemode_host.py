@@ -51,6 +51,8 @@ class ScienceModeHost:
         self.output: tuple[sm.ChannelPulse, ...] | None = None
         """What the device was last told to put out; None while channel list mode is off."""
         self.pending: deque[PendingAck] = deque()
+        self._list_ready = False
+        """Channel list mode was initialised and not stopped since: Start may follow."""
         self._error: StimulatorError | None = None
         self._channels: tuple[ChannelSetup, ...] = ()
         self._main_interval_ms = 0.0
@@ -94,6 +96,7 @@ class ScienceModeHost:
             waiting.append(self._command(sm.StopChannelListMode(), "stop before reconfiguring",
                                          now_s))
             self.output = None
+            self._list_ready = False
         self._channels = tuple(sorted(channels, key=lambda setup: setup.channel))
         self._main_interval_ms = 1000.0 / frequency_hz
         waiting.append(self._init_channel_list(now_s))
@@ -116,7 +119,7 @@ class ScienceModeHost:
             for setup in self._channels)
         if pulses == self.output:
             return
-        if self.output is None:
+        if not self._list_ready:
             self._init_channel_list(now_s)
         self._command(sm.StartChannelListMode(pulses), "update", now_s)
         self.output = pulses
@@ -124,6 +127,7 @@ class ScienceModeHost:
     def stop(self, now_s: float) -> PendingAck:
         """Stop all output; the caller waits for the answer."""
         self.output = None
+        self._list_ready = False
         pending = self._command(sm.StopChannelListMode(), "stop", now_s)
         self._number = 0
         return pending
@@ -133,6 +137,7 @@ class ScienceModeHost:
         watchdog, an exit path); output is refused from now until :meth:`configure`."""
         self.halted = True
         self.output = None
+        self._list_ready = False
         return sm.encode(sm.StopChannelListMode(), self._number)
 
     def heartbeat(self, now_s: float) -> None:
@@ -143,14 +148,13 @@ class ScienceModeHost:
         """Queue a keep-alive when the line was quiet for ``keepalive_s``, but only while
         the loop's heartbeat is recent: a stuck loop lets the device's own watchdog stop it.
 
-        While nothing should be on, the keep-alive is a Stop rather than a Watchdog, so a
-        stop the device never heard (a line that dropped it, a device that was silent for
-        a moment) is repeated within ``keepalive_s`` instead of the device's output being
-        kept alive by us."""
+        After a stop (or an emergency stop), the keep-alive is a Stop rather than a
+        Watchdog, so a stop the device never heard (a line that dropped it, a device that
+        was silent for a moment) is repeated within ``keepalive_s`` instead of the
+        device's output being kept alive by us."""
         if self.connected and now_s - self._last_sent_s >= self.keepalive_s and \
                 now_s - self._heartbeat_s < self.keepalive_s:
-            self._send(sm.StopChannelListMode() if self.output is None else sm.Watchdog(),
-                       now_s)
+            self._send(sm.Watchdog() if self._list_ready else sm.StopChannelListMode(), now_s)
 
     def check(self, now_s: float) -> None:
         """Raise the first trouble since the last call: an error answer, a StimulationError
@@ -196,6 +200,7 @@ class ScienceModeHost:
         if not self._channels:
             raise StimulatorError("configure() the channels before stimulating")
         channels = tuple(setup.channel for setup in self._channels)
+        self._list_ready = True
         return self._command(sm.InitChannelListMode(channels, self._main_interval_ms),
                              "channel list mode init", now_s)
 
@@ -219,6 +224,7 @@ class ScienceModeHost:
                 self._on_ack(command, result)
             case sm.StimulationError(code):
                 self.output = None
+                self._list_ready = False
                 self.fail(StimulatorError(f"stimulator stopped: {_error_text(code)}"))
             case sm.UnknownCommandAck():
                 self.fail(StimulatorError("stimulator did not understand a command"))
@@ -230,6 +236,8 @@ class ScienceModeHost:
             if pending.ack == command:
                 pending.result = result
                 self.pending.remove(pending)
+                if result != sm.Result.OK and command == sm.Command.INIT_CHANNEL_LIST_MODE_ACK:
+                    self._list_ready = False
                 if result != sm.Result.OK and pending.name == "update":
                     self.fail(StimulatorError(f"stimulator refused update: "
                                               f"{_result_text(result)}"))
@@ -243,6 +251,7 @@ class ScienceModeHost:
         if first or not self.connected:
             return
         self._send(sm.InitAck(sm.Result.OK), now_s, number=number)
+        self._list_ready = False
         if self.output is not None:
             self.output = None
             self.fail(StimulatorError("stimulator restarted and stopped its output"))
