@@ -52,6 +52,10 @@ class ExerciseDetector(Protocol):
     def angle_deg(self) -> float:
         """The segment's angle from its calibrated rest, in the movement's plane."""
 
+    @property
+    def cross_angle_deg(self) -> float:
+        """Its tilt from rest about the axis across the movement."""
+
     def update(self, sample: Sample) -> list[ExerciseEvent]: ...
 
 
@@ -78,6 +82,7 @@ class ExerciseControl:
         self._armed = True
         self._trace_t_s: list[float] = []
         self._trace_deg: list[float] = []
+        self._trace_cross_deg: list[float] = []
         self._onset_s: float | None = None
         self._charge_at_open_uc = 0.0
         self._stimulation_s = 0.0
@@ -103,6 +108,7 @@ class ExerciseControl:
         if was_moving or self.machine.phase in _MOVING:
             self._trace_t_s.append(sample.t_s)
             self._trace_deg.append(angle_deg)
+            self._trace_cross_deg.append(self._detector.cross_angle_deg)
         if self.machine.phase is ExercisePhase.RISE and angle_deg >= self._target_rom_deg and \
                 self._paused_at_s is None:
             self.machine.handle("reached", sample.t_s)
@@ -252,7 +258,8 @@ class ExerciseControl:
         self._onset_s = None
         t_s = np.asarray(self._trace_t_s)
         angle_deg = np.asarray(self._trace_deg)
-        self._trace_t_s, self._trace_deg = [], []
+        cross_deg = np.asarray(self._trace_cross_deg)
+        self._trace_t_s, self._trace_deg, self._trace_cross_deg = [], [], []
         charge_uc = self._delivered_charge_uc() - self._charge_at_open_uc
         if not len(t_s):
             return Repetition(window.set_index, window.rep_index, onset_s, onset_s, 0.0, 0.0,
@@ -269,7 +276,10 @@ class ExerciseControl:
         lower_s = float(t_s[hold_end + back[0]] - t_s[hold_end]) if len(back) else None
         in_hold = (t_s >= (window.hold_start_s or t_s[top])) & (
             t_s < (window.lower_start_s or t_s[-1]))
-        sway_deg = float(np.std(angle_deg[in_hold])) if in_hold.any() else 0.0
-        return Repetition(window.set_index, window.rep_index, onset_s, float(t_s[top]),
+        sway_deg = float(np.sqrt(np.var(angle_deg[in_hold]) + np.var(cross_deg[in_hold]))) \
+            if in_hold.any() else 0.0
+        reached_s = float(t_s[int(np.argmax(held))])
+        return Repetition(window.set_index, window.rep_index, onset_s, reached_s,
                           peak_deg, hold_s, lower_s, window.end_s, charge_uc > 0.0, charge_uc,
-                          self._stimulation_s, window.assisted, sway_deg)
+                          self._stimulation_s, window.assisted, sway_deg,
+                          float(np.ptp(angle_deg)), float(np.ptp(cross_deg)))

@@ -79,7 +79,7 @@ CREATE TABLE IF NOT EXISTS repetitions (
     onset_s REAL NOT NULL, peak_s REAL NOT NULL, peak_angle_deg REAL NOT NULL,
     time_to_peak_s REAL NOT NULL, hold_s REAL NOT NULL, lower_s REAL, end_s REAL NOT NULL,
     stimulated INTEGER NOT NULL, charge_uc REAL NOT NULL, stimulation_s REAL NOT NULL,
-    assisted INTEGER NOT NULL, sway_deg REAL NOT NULL
+    assisted INTEGER NOT NULL, sway_deg REAL NOT NULL, span_deg REAL, cross_span_deg REAL
 );
 CREATE TABLE IF NOT EXISTS cues (
     session_id INTEGER NOT NULL, t_s REAL NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL
@@ -97,7 +97,7 @@ _INSERTS = {
     "faults": "INSERT INTO faults VALUES (?,?,?,?)",
     "notices": "INSERT INTO notices VALUES (?,?,?,?)",
     "steps": "INSERT INTO steps VALUES (?,?,?,?,?,?,?)",
-    "repetitions": "INSERT INTO repetitions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    "repetitions": "INSERT INTO repetitions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
     "cues": "INSERT INTO cues VALUES (?,?,?,?)",
 }
 
@@ -117,7 +117,17 @@ def connect(path: Path) -> sqlite3.Connection:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.executescript(SCHEMA)
+    _add_columns(db, "repetitions", {"span_deg": "REAL", "cross_span_deg": "REAL"})
     return db
+
+
+def _add_columns(db: sqlite3.Connection, table: str, columns: dict[str, str]) -> None:
+    """Bring a table written by an earlier version up to date (columns are only ever
+    appended, so rows keep their order); versioned migrations are still to come."""
+    present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+    for name, kind in columns.items():
+        if name not in present:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
 class RecordError(RuntimeError):
@@ -182,7 +192,7 @@ class SessionRecord(SessionObserver):
             (self.session_id, unit.set_index, unit.rep_index, unit.onset_s, unit.peak_s,
              unit.peak_angle_deg, unit.time_to_peak_s, unit.hold_s, unit.lower_s, unit.end_s,
              unit.stimulated, unit.charge_uc, unit.stimulation_s, unit.assisted,
-             unit.sway_deg))
+             unit.sway_deg, unit.span_deg, unit.cross_span_deg))
 
     def on_cue(self, cue: Cue) -> None:
         self._pending["cues"].append((self.session_id, cue.t_s, cue.kind, cue.text))

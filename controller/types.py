@@ -124,10 +124,11 @@ class Repetition:
     """One exercise repetition as the session accounts for it once it has ended.
 
     Angles are from the calibrated rest orientation in the movement's plane; times are
-    session time. ``hold_s`` is how long the top was held (within a tolerance of the
-    peak), ``lower_s`` the time from the end of the hold back near rest, within the
-    onset threshold or a fifth of the peak (None if the limb never got back while the
-    machine waited).
+    session time. ``peak_s`` is when the top was reached (the angle first within the hold
+    tolerance of its peak), ``hold_s`` how long the top was held (within that tolerance),
+    ``lower_s`` the time from the end of the hold back near rest, within the onset
+    threshold or a fifth of the peak (None if the limb never got back while the machine
+    waited).
     """
 
     set_index: int
@@ -143,8 +144,13 @@ class Repetition:
     stimulation_s: float
     assisted: bool
     sway_deg: float
-    """Spread (standard deviation) of the angle while held: steadiness, and the sway of a
-    balance exercise."""
+    """Spread of the tilt while held, both axes together (root of the summed variances):
+    steadiness, and the sway of a balance exercise."""
+    span_deg: float = 0.0
+    """Range the angle covered about the movement axis (highest minus lowest)."""
+    cross_span_deg: float = 0.0
+    """Range covered about the axis across it: with ``span_deg``, the range of motion of
+    an ankle alphabet or rotation in two axes."""
 
     @property
     def time_to_peak_s(self) -> float:

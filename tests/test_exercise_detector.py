@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from controller.detect.exercise import ExercisePhaseDetector
@@ -21,7 +22,7 @@ from controller.scoring.exercise import (
     run_detector,
     score,
 )
-from controller.types import Cue, ExerciseEventKind, Sample
+from controller.types import GRAVITY_MPS2, Cue, ExerciseEventKind, Sample
 from simulator.limb import PatientScript, SimulatedLimb
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "exercise"
@@ -107,3 +108,37 @@ def test_no_repetition_is_followed_before_the_sensor_has_been_still() -> None:
         "the rep under way at power-on is not a repetition; the next one is"
     assert all(e.t_s > 5.0 for e in events)
     assert events[-1].angle_deg == pytest.approx(20.0, abs=2.0)
+
+
+def rotated(pitch_deg: float, roll_deg: float) -> tuple[float, float, float]:
+    """Specific force in the frame of a sensor pitched about y, then rolled about x."""
+    pitch, roll = np.radians(pitch_deg), np.radians(roll_deg)
+    return (float(-GRAVITY_MPS2 * np.sin(pitch)),
+            float(GRAVITY_MPS2 * np.cos(pitch) * np.sin(roll)),
+            float(GRAVITY_MPS2 * np.cos(pitch) * np.cos(roll)))
+
+
+def test_a_movement_in_two_axes_is_measured_in_both() -> None:
+    """An ankle alphabet in its simplest form: toes up 20° and back, then tilted sideways
+    10° and back; the movement axis is learnt from the first, the second is across it."""
+    rate_hz, samples, t_s = 100.0, [], 0.0
+    pitch = np.concatenate([np.zeros(100), 10 * (1 - np.cos(np.linspace(0, 2 * np.pi, 120))),
+                            np.zeros(250)])
+    roll = np.concatenate([np.zeros(300), 5 * (1 - np.cos(np.linspace(0, 2 * np.pi, 120))),
+                           np.zeros(50)])
+    for i, (p_deg, r_deg) in enumerate(zip(pitch, roll, strict=True)):
+        p_rate = (p_deg - pitch[i - 1]) * rate_hz if i else 0.0
+        r_rate = (r_deg - roll[i - 1]) * rate_hz if i else 0.0
+        samples.append(Sample(t_s, rotated(p_deg, r_deg), (float(r_rate), float(p_rate), 0.0)))
+        t_s += 1.0 / rate_hz
+    detector = ExercisePhaseDetector()
+    main, cross = [], []
+    for sample in samples:
+        detector.update(sample)
+        main.append(detector.angle_deg)
+        cross.append(detector.cross_angle_deg)
+    main_deg, cross_deg = np.asarray(main), np.asarray(cross)
+    assert abs(main_deg[:300].max() - 20.0) <= 1.5
+    assert abs(cross_deg[:300]).max() <= 1.5, "toes up is not a sideways tilt"
+    assert abs(abs(cross_deg[300:]).max() - 10.0) <= 1.5
+    assert abs(main_deg[300:]).max() <= 1.5, "a sideways tilt is not toes up"

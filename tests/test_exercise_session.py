@@ -205,6 +205,7 @@ def test_fidgets_and_incomplete_repetitions_are_not_counted(tmp_path: Path) -> N
 @dataclass(frozen=True)
 class TrueRep:
     onset_s: float
+    reached_s: float
     peak_deg: float
     hold_s: float
     lower_s: float | None
@@ -212,8 +213,8 @@ class TrueRep:
 
 def truth_of(limb: SimulatedLimb, rep: Repetition, rest_band_deg: float) -> TrueRep:
     """The repetition's figures from the limb's noise-free angle, by the rules the
-    controller states: onset by the shared data's reference rule, hold within 10 % of the
-    peak, lowering from leaving the hold to back near rest (within the onset threshold or
+    controller states: onset by the shared data's reference rule, the top reached when the
+    angle is first within 10 % of the peak, hold within 10 % of the peak, lowering from leaving the hold to back near rest (within the onset threshold or
     a fifth of the peak)."""
     t_s = np.asarray(limb.truth.t_s)
     angle = np.asarray(limb.truth.own_deg) + np.asarray(limb.truth.stimulated_deg)
@@ -228,7 +229,8 @@ def truth_of(limb: SimulatedLimb, rep: Repetition, rest_band_deg: float) -> True
     hold_end = top + int(np.argmin(held[top:]))
     back = np.nonzero(angle[hold_end:] <= max(rest_band_deg, REST_FRACTION * peak))[0]
     lower_s = float(t_s[hold_end + back[0]] - t_s[hold_end]) if len(back) else None
-    return TrueRep(float(t_s[quiet[-1]]), peak, hold_s, lower_s)
+    reached_s = float(t_s[int(np.argmax(held))])
+    return TrueRep(float(t_s[quiet[-1]]), reached_s, peak, hold_s, lower_s)
 
 
 @pytest.mark.parametrize("rate_hz", [25.0, 100.0, 250.0])
@@ -242,6 +244,7 @@ def test_per_repetition_figures_match_the_limb_within_2_degrees_and_50_ms(
         true = truth_of(limb, rep, rx.exercise.onset_threshold_deg)
         assert abs(rep.peak_angle_deg - true.peak_deg) <= 2.0
         assert abs(rep.onset_s - true.onset_s) <= 0.05
+        assert abs(rep.time_to_peak_s - (true.reached_s - true.onset_s)) <= 0.05
         assert abs(rep.hold_s - true.hold_s) <= 0.05
         assert rep.lower_s is not None and true.lower_s is not None
         assert abs(rep.lower_s - true.lower_s) <= 0.05

@@ -127,6 +127,17 @@ class ExercisePhaseDetector:
         return self._angle_deg - self._rest_deg if self.calibrated else 0.0
 
     @property
+    def cross_angle_deg(self) -> float:
+        """The tilt from rest about the other horizontal axis (across the movement): the
+        second axis of an ankle alphabet, the side-to-side part of a sway. Zero until the
+        movement axis is known."""
+        if not self.calibrated or self._axis is None:
+            return 0.0
+        across = np.cross(self._rest_gravity, self._axis)
+        norm = float(np.linalg.norm(across))
+        return self._signed_angle_deg(across / norm) if norm > 0.1 else 0.0
+
+    @property
     def threshold_deg(self) -> float:
         """The onset threshold in use: the protocol's, or more where the rest is noisy."""
         return max(self.onset_threshold_deg, NOISE_MARGIN * math.sqrt(self._noise_var))
