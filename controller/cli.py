@@ -133,7 +133,17 @@ def _parser() -> argparse.ArgumentParser:
                          help="ports to probe (default: every serial port the system lists)")
     devices.set_defaults(handler=_devices)
     _add_run_parser(commands)
+    gui = commands.add_parser("gui", help="the desktop application (on the simulator)")
+    gui.add_argument("--db", type=Path, default=None,
+                     help=f"session record (default: {default_db_path()})")
+    gui.set_defaults(handler=_gui)
     return parser
+
+
+def _gui(args: argparse.Namespace) -> int:
+    from gui.app import run
+
+    return run(args.db)
 
 
 def _add_session_options(parser: argparse.ArgumentParser, duration_default: str) -> None:

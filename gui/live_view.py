@@ -1,0 +1,210 @@
+"""The live supervised session: plots, counters, the cue, the fault banner, and the controls.
+
+The widget never touches the session directly: commands go to the
+:class:`~controller.runner.SessionRunner` (applied at the next tick, from any thread);
+status lines arrive from the loop's thread through a queued Qt signal; the plots redraw
+from a :class:`~gui.live_buffer.LiveBuffer` on a timer at a fixed frame rate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from controller.runner import SessionRunner
+from controller.types import StatusLine
+from gui.live_buffer import SPAN_S, LiveBuffer
+
+FRAME_MS = 33
+"""About 30 frames a second."""
+STIMULATED_PHASES = frozenset({"swing", "heel_strike", "extension", "heel_off", "rise", "hold",
+                               "lower"})
+
+
+class StatusBridge(QObject):
+    """Carries status lines from the loop's thread to the GUI thread (a queued signal)."""
+
+    status = Signal(object)
+
+
+class LiveSessionWidget(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.runner: SessionRunner | None = None
+        self.buffer: LiveBuffer | None = None
+        self.bridge = StatusBridge()
+        self.bridge.status.connect(self.show_status)
+        self.last_status: StatusLine | None = None
+
+        self.cue = QLabel("")
+        self.cue.setFont(_font(28, bold=True))
+        self.cue.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.status = QLabel("no session")
+        self.status.setFont(_font(12))
+        self.banner = QLabel("")
+        self.banner.setStyleSheet("background: #b00020; color: white; padding: 8px;")
+        self.banner.setFont(_font(14, bold=True))
+        self.banner.hide()
+        self.reset_button = QPushButton("Reset fault")
+        self.reset_button.hide()
+        self.reset_button.clicked.connect(self._reset)
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setCheckable(True)
+        self.pause_button.toggled.connect(self._pause)
+        self.minus_button = QPushButton("Intensity −1 mA")
+        self.minus_button.clicked.connect(lambda: self._nudge(-1))
+        self.plus_button = QPushButton("Intensity +1 mA")
+        self.plus_button.clicked.connect(lambda: self._nudge(+1))
+        self.stop_button = QPushButton("STOP")
+        self.stop_button.setFont(_font(26, bold=True))
+        self.stop_button.setStyleSheet("background: #c62828; color: white; padding: 18px;")
+        self.stop_button.setSizePolicy(QSizePolicy.Policy.Expanding,
+                                       QSizePolicy.Policy.Fixed)
+        self.stop_button.setToolTip("Stops all output at once (also Space or Escape)")
+        self.stop_button.clicked.connect(lambda: self.stop("STOP button"))
+
+        self.tilt_plot = _plot("tilt from start (°)")
+        self.rate_plot = _plot("angular velocity (°/s)")
+        self.output_plot = _plot("stimulation delivered (mA)")
+        self.tilt_curve = self.tilt_plot.plot(pen=pg.mkPen("#1565c0", width=2))
+        self.rate_curve = self.rate_plot.plot(pen=pg.mkPen("#2e7d32", width=2))
+        self.output_curves: dict[int, pg.PlotDataItem] = {}
+        self._shading: list[pg.LinearRegionItem] = []
+
+        controls = QHBoxLayout()
+        for button in (self.pause_button, self.minus_button, self.plus_button):
+            controls.addWidget(button)
+        banner_row = QHBoxLayout()
+        banner_row.addWidget(self.banner, 1)
+        banner_row.addWidget(self.reset_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.stop_button)
+        layout.addLayout(banner_row)
+        layout.addWidget(self.cue)
+        layout.addWidget(self.status)
+        layout.addWidget(self.tilt_plot, 1)
+        layout.addWidget(self.rate_plot, 1)
+        layout.addWidget(self.output_plot, 1)
+        layout.addLayout(controls)
+
+        self.timer = QTimer(self)
+        self.timer.setInterval(FRAME_MS)
+        self.timer.timeout.connect(self.redraw)
+        self.frames = 0
+
+    # -- wiring a session -------------------------------------------------------------------
+
+    def attach(self, runner: SessionRunner, buffer: LiveBuffer, channels: list[int]) -> None:
+        self.runner, self.buffer = runner, buffer
+        self.pause_button.setChecked(False)
+        self.banner.hide()
+        self.reset_button.hide()
+        self.output_plot.clear()
+        colours = ["#c62828", "#6a1b9a", "#ef6c00", "#00838f"]
+        self.output_curves = {
+            ch: self.output_plot.plot(pen=pg.mkPen(colours[i % len(colours)], width=2),
+                                      name=f"ch{ch}")
+            for i, ch in enumerate(channels)}
+        self.timer.start()
+
+    def stop(self, source: str) -> None:
+        """Output off now, whatever the loop is doing; the session ends and is recorded."""
+        if self.runner is not None and self.runner.running:
+            self.runner.emergency_stop(source)
+
+    # -- status from the loop ---------------------------------------------------------------
+
+    def show_status(self, line: StatusLine) -> None:
+        self.last_status = line
+        output = "  ".join(f"ch{ch} {line.output_ma[ch]:.0f} / {line.setting_ma[ch]:g} mA"
+                           for ch in line.output_ma)
+        counts = "  ".join(f"{name} {value}" for name, value in line.counts.items())
+        paused = "  PAUSED" if line.paused else ""
+        self.status.setText(f"{line.elapsed_s:6.1f} s   {line.phase}   {counts}   "
+                            f"{output}{paused}")
+        if line.latched:
+            fault = line.latched[0]
+            self.banner.setText(f"Output stopped: {fault.kind.value.replace('_', ' ')} — "
+                                f"{fault.detail}")
+            self.banner.show()
+            self.reset_button.show()
+        else:
+            self.banner.hide()
+            self.reset_button.hide()
+
+    # -- drawing ----------------------------------------------------------------------------
+
+    def redraw(self) -> None:
+        if self.buffer is None:
+            return
+        snap = self.buffer.snapshot()
+        self.frames += 1
+        if snap.cue is not None:
+            self.cue.setText(snap.cue.text)
+        if not len(snap.t_s):
+            return
+        self.tilt_curve.setData(snap.t_s, snap.tilt_deg)
+        self.rate_curve.setData(snap.t_s, snap.rate_dps)
+        end_s = float(snap.t_s[-1])
+        for plot in (self.tilt_plot, self.rate_plot, self.output_plot):
+            plot.setXRange(end_s - SPAN_S, end_s, padding=0)
+        if len(snap.command_t_s):
+            edges_s = np.append(snap.command_t_s, end_s)
+            for ch, curve in self.output_curves.items():
+                curve.setData(edges_s, snap.command_ma[ch], stepMode="center")
+        self._shade(snap.phases, end_s)
+
+    def _shade(self, phases: list[tuple[float, str]], end_s: float) -> None:
+        """The stimulated phases as bands behind the angular velocity."""
+        for region in self._shading:
+            self.rate_plot.removeItem(region)
+        self._shading = []
+        stops_s = [t for t, _ in phases[1:]] + [end_s]
+        for (start_s, phase), stop_s in zip(phases, stops_s[:len(phases)], strict=True):
+            if phase in STIMULATED_PHASES and stop_s >= end_s - SPAN_S:
+                region = pg.LinearRegionItem((start_s, stop_s), movable=False,
+                                             brush=pg.mkBrush(255, 193, 7, 60),
+                                             pen=pg.mkPen(None))
+                self.rate_plot.addItem(region)
+                self._shading.append(region)
+
+    # -- controls ---------------------------------------------------------------------------
+
+    def _reset(self) -> None:
+        if self.runner is not None:
+            self.runner.reset_faults()
+
+    def _pause(self, paused: bool) -> None:
+        if self.runner is None:
+            return
+        self.pause_button.setText("Resume" if paused else "Pause")
+        (self.runner.pause if paused else self.runner.resume)()
+
+    def _nudge(self, steps: int) -> None:
+        if self.runner is not None:
+            self.runner.nudge_all(steps)
+
+
+def _font(points: int, bold: bool = False) -> QFont:
+    font = QFont()
+    font.setPointSize(points)
+    font.setBold(bold)
+    return font
+
+
+def _plot(label: str) -> pg.PlotWidget:
+    plot = pg.PlotWidget(background="w")
+    plot.setLabel("left", label)
+    plot.showGrid(x=True, y=True, alpha=0.2)
+    plot.setMouseEnabled(x=False, y=False)
+    return plot
