@@ -19,6 +19,9 @@ from controller.types import Cue, Sample
 
 SPAN_S = 20.0
 """How much of the recent past the plots show."""
+GRAVITY_TAU_S = 0.3
+"""The tilt is that of the low-passed acceleration: gravity's direction, without most of
+the movement's own acceleration."""
 MAX_RATE_HZ = 250.0
 
 
@@ -26,7 +29,8 @@ MAX_RATE_HZ = 250.0
 class LiveSnapshot:
     t_s: np.ndarray
     tilt_deg: np.ndarray
-    """Tilt of the sensor from where it was at the start of the session."""
+    """Tilt of the sensor from where it was at the start of the session (from gravity's
+    direction, low-passed)."""
     rate_dps: np.ndarray
     """Angular velocity about the axis that moves most in the window (the sagittal one
     for walking and for most exercises)."""
@@ -45,6 +49,8 @@ class LiveBuffer(SessionObserver):
         self._next = 0
         self._count = 0
         self._rest: np.ndarray | None = None
+        self._gravity: np.ndarray | None = None
+        self._last_t_s: float | None = None
         self._channels = channels
         self._commands: deque[tuple[float, tuple[float, ...]]] = deque(maxlen=4000)
         self._phases: deque[tuple[float, str]] = deque(maxlen=1000)
@@ -55,8 +61,14 @@ class LiveBuffer(SessionObserver):
 
     def on_sample(self, sample: Sample) -> None:
         acc = np.asarray(sample.acc_mps2)
-        norm = float(np.linalg.norm(acc))
-        direction = acc / norm if norm > 0 else acc
+        if self._gravity is None or self._last_t_s is None:
+            self._gravity = acc
+        else:
+            pull = min(max(sample.t_s - self._last_t_s, 0.0) / GRAVITY_TAU_S, 1.0)
+            self._gravity = self._gravity + pull * (acc - self._gravity)
+        self._last_t_s = sample.t_s
+        norm = float(np.linalg.norm(self._gravity))
+        direction = self._gravity / norm if norm > 0 else self._gravity
         with self._lock:
             if self._rest is None:
                 self._rest = direction

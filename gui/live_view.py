@@ -27,8 +27,6 @@ from gui.live_buffer import SPAN_S, LiveBuffer
 
 FRAME_MS = 33
 """About 30 frames a second."""
-STIMULATED_PHASES = frozenset({"swing", "heel_strike", "extension", "heel_off", "rise", "hold",
-                               "lower"})
 
 
 class StatusBridge(QObject):
@@ -45,6 +43,7 @@ class LiveSessionWidget(QWidget):
         self.bridge = StatusBridge()
         self.bridge.status.connect(self.show_status)
         self.last_status: StatusLine | None = None
+        self.stimulated_phases: frozenset[str] = frozenset()
 
         self.cue = QLabel("")
         self.cue.setFont(_font(28, bold=True))
@@ -54,9 +53,15 @@ class LiveSessionWidget(QWidget):
         self.banner = QLabel("")
         self.banner.setStyleSheet("background: #b00020; color: white; padding: 8px;")
         self.banner.setFont(_font(14, bold=True))
-        self.banner.hide()
         self.reset_button = QPushButton("Reset fault")
-        self.reset_button.hide()
+        for hidden in (self.banner, self.reset_button):
+            _keep_place_when_hidden(hidden)
+            hidden.hide()
+        # Fixed heights: a changing text must not re-lay out (and so repaint) the plots,
+        # which would hold the interpreter away from the control loop.
+        self.cue.setFixedHeight(56)
+        self.status.setFixedHeight(28)
+        self.banner.setFixedHeight(44)
         self.reset_button.clicked.connect(self._reset)
         self.pause_button = QPushButton("Pause")
         self.pause_button.setCheckable(True)
@@ -75,11 +80,11 @@ class LiveSessionWidget(QWidget):
 
         self.tilt_plot = _plot("tilt from start (°)")
         self.rate_plot = _plot("angular velocity (°/s)")
-        self.output_plot = _plot("stimulation delivered (mA)")
+        self.output_plot = _plot("stimulation delivered (mA)", dense=False)
         self.tilt_curve = self.tilt_plot.plot(pen=pg.mkPen("#1565c0", width=2))
         self.rate_curve = self.rate_plot.plot(pen=pg.mkPen("#2e7d32", width=2))
         self.output_curves: dict[int, pg.PlotDataItem] = {}
-        self._shading: list[pg.LinearRegionItem] = []
+        self._shading: dict[float, pg.LinearRegionItem] = {}
 
         controls = QHBoxLayout()
         for button in (self.pause_button, self.minus_button, self.plus_button):
@@ -104,12 +109,18 @@ class LiveSessionWidget(QWidget):
 
     # -- wiring a session -------------------------------------------------------------------
 
-    def attach(self, runner: SessionRunner, buffer: LiveBuffer, channels: list[int]) -> None:
+    def attach(self, runner: SessionRunner, buffer: LiveBuffer, channels: list[int],
+               stimulated_phases: frozenset[str]) -> None:
+        """Show ``runner``'s session; ``stimulated_phases`` are shaded on the plot."""
         self.runner, self.buffer = runner, buffer
+        self.stimulated_phases = stimulated_phases
         self.pause_button.setChecked(False)
         self.banner.hide()
         self.reset_button.hide()
         self.output_plot.clear()
+        for region in self._shading.values():
+            self.rate_plot.removeItem(region)
+        self._shading = {}
         colours = ["#c62828", "#6a1b9a", "#ef6c00", "#00838f"]
         self.output_curves = {
             ch: self.output_plot.plot(pen=pg.mkPen(colours[i % len(colours)], width=2),
@@ -165,18 +176,24 @@ class LiveSessionWidget(QWidget):
         self._shade(snap.phases, end_s)
 
     def _shade(self, phases: list[tuple[float, str]], end_s: float) -> None:
-        """The stimulated phases as bands behind the angular velocity."""
-        for region in self._shading:
-            self.rate_plot.removeItem(region)
-        self._shading = []
+        """The stimulated phases as bands behind the angular velocity; a band is made once
+        and dropped when it leaves the view (rebuilding them every frame is what costs)."""
         stops_s = [t for t, _ in phases[1:]] + [end_s]
-        for (start_s, phase), stop_s in zip(phases, stops_s[:len(phases)], strict=True):
-            if phase in STIMULATED_PHASES and stop_s >= end_s - SPAN_S:
+        wanted = {start_s: stop_s for (start_s, phase), stop_s in
+                  zip(phases, stops_s[:len(phases)], strict=True)
+                  if phase in self.stimulated_phases and stop_s >= end_s - SPAN_S}
+        for start_s in [t for t in self._shading if t not in wanted]:
+            self.rate_plot.removeItem(self._shading.pop(start_s))
+        for start_s, stop_s in wanted.items():
+            region = self._shading.get(start_s)
+            if region is None:
                 region = pg.LinearRegionItem((start_s, stop_s), movable=False,
                                              brush=pg.mkBrush(255, 193, 7, 60),
                                              pen=pg.mkPen(None))
                 self.rate_plot.addItem(region)
-                self._shading.append(region)
+                self._shading[start_s] = region
+            elif region.getRegion()[1] != stop_s:
+                region.setRegion((start_s, stop_s))
 
     # -- controls ---------------------------------------------------------------------------
 
@@ -195,6 +212,12 @@ class LiveSessionWidget(QWidget):
             self.runner.nudge_all(steps)
 
 
+def _keep_place_when_hidden(widget: QWidget) -> None:
+    policy = widget.sizePolicy()
+    policy.setRetainSizeWhenHidden(True)
+    widget.setSizePolicy(policy)
+
+
 def _font(points: int, bold: bool = False) -> QFont:
     font = QFont()
     font.setPointSize(points)
@@ -202,9 +225,14 @@ def _font(points: int, bold: bool = False) -> QFont:
     return font
 
 
-def _plot(label: str) -> pg.PlotWidget:
+def _plot(label: str, dense: bool = True) -> pg.PlotWidget:
+    """A plot; a dense one (a sensor stream) draws only what is in view, thinned to the
+    screen's resolution. The stimulation steps are few and drawn as they are."""
     plot = pg.PlotWidget(background="w")
     plot.setLabel("left", label)
     plot.showGrid(x=True, y=True, alpha=0.2)
     plot.setMouseEnabled(x=False, y=False)
+    if dense:
+        plot.setClipToView(True)
+        plot.setDownsampling(auto=True, mode="peak")
     return plot

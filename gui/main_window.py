@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from controller.assembly import SimulatedRig, simulate_walk
 from controller.assembly.simulated import simulate_exercise
+from controller.machine import STIMULATED
 from controller.record import default_db_path
 from controller.runner import SessionRunner
 from controller.types import SessionSummary
@@ -95,7 +96,7 @@ class MainWindow(QMainWindow):
         buffer = LiveBuffer(channels)
         self.rig = self._rig(protocol, buffer)
         self.runner = self.rig.runner(on_status=self.live.bridge.status.emit)
-        self.live.attach(self.runner, buffer, channels)
+        self.live.attach(self.runner, buffer, channels, _stimulated_phases(protocol))
         self.summary = None
         self.outcome.setText(f"Running: {protocol.name}")
         self.start_button.setEnabled(False)
@@ -147,3 +148,13 @@ class MainWindow(QMainWindow):
             app.removeEventFilter(self)
         self.live.timer.stop()
         event.accept()
+
+
+def _stimulated_phases(protocol: Protocol) -> frozenset[str]:
+    """The machine phases in which the protocol wants output (shaded on the live plot)."""
+    if isinstance(protocol, ExerciseProtocol):
+        return frozenset(protocol.exercise.stimulate)
+    phases = {phase.value for phase in STIMULATED}
+    if getattr(protocol.trigger, "start_on", "toe_off") == "heel_off":
+        phases.add("heel_off")
+    return frozenset(phases)
