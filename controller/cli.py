@@ -431,7 +431,7 @@ def _cue_text(cue: Cue) -> str:
 def _status_text(line: StatusLine) -> str:
     output = " ".join(f"ch{ch} {ma:4.1f}/{line.setting_ma[ch]:g} mA"
                       for ch, ma in line.output_ma.items())
-    counts = " ".join(f"{name} {value}" for name, value in line.counts.items())
+    counts = line.counts_text
     fault = f" [bold red]FAULT {line.latched[0].kind.value}[/]" if line.latched else ""
     paused = " [yellow]PAUSED[/]" if line.paused else ""
     return f"t={line.t_s:6.1f} s  {line.phase:<11} {output}  {counts}{paused}{fault}"

@@ -42,6 +42,10 @@ class VirtualClock:
                 time.sleep(delay)
         return self._now_s
 
+    def wall_time_of(self, t_s: float) -> float:
+        """The monotonic wall time a paced clock schedules session time ``t_s`` for."""
+        return self._wall_origin + t_s
+
     def stall(self, seconds: float) -> None:
         """Make the next tick come late, as a blocked control loop would."""
         self._stall_s += seconds

@@ -168,7 +168,7 @@ class ExerciseControl:
     def counts(self) -> dict[str, int]:
         rx = self.machine.prescription
         return {"reps": len(self.machine.windows), "of": rx.reps * rx.sets,
-                "set": min(self.machine.set_index + 1, rx.sets)}
+                "set": min(self.machine.set_index + 1, rx.sets), "sets": rx.sets}
 
     def figures(self) -> dict[str, int | float]:
         reps = self.repetitions

@@ -91,7 +91,9 @@ class GaitControl:
 
     def counts(self) -> dict[str, int]:
         """The live counters a display shows."""
-        return {"steps": len(self.machine.steps)}
+        steps = self.machine.steps
+        return {"steps": len(steps), "stimulated": self._stimulated_steps,
+                "missed": sum(s.outcome is StepOutcome.MISSED_HEEL_STRIKE for s in steps)}
 
     def figures(self) -> dict[str, int | float]:
         steps = self.machine.steps

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import queue
+import re
 import sqlite3
 import threading
 import time
@@ -290,3 +291,31 @@ def read_rows(path: Path, query: str, params: tuple[Any, ...] = ()) -> list[tupl
     """Run a read-only query against a record (tests, reports)."""
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
         return list(db.execute(query, params))
+
+
+PSEUDONYM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+"""A pseudonym: letters, digits, ``_ . -``, at most 32 characters (no spaces, so a full
+name is not typed in by habit)."""
+
+
+def check_pseudonym(pseudonym: str) -> str:
+    """The pseudonym as stored, or ValueError saying what a valid one looks like."""
+    if not PSEUDONYM.fullmatch(pseudonym):
+        raise ValueError(f"{pseudonym!r} is not a pseudonym: use 1-32 letters, digits, "
+                         "'_', '.' or '-' (e.g. P-017), no spaces and no real names")
+    return pseudonym
+
+
+def add_patient(path: Path, pseudonym: str) -> None:
+    """Register a patient before any session (nothing happens if already there)."""
+    with closing(connect(path)) as db:
+        db.execute("INSERT OR IGNORE INTO patients (pseudonym, created_at) VALUES (?,?)",
+                   (check_pseudonym(pseudonym), _now_iso()))
+
+
+def list_patients(path: Path) -> list[str]:
+    """Every patient's pseudonym in the record, sorted (none if there is no record yet)."""
+    if not path.exists():
+        return []
+    return [row[0] for row in read_rows(path, "SELECT pseudonym FROM patients "
+                                              "ORDER BY pseudonym")]

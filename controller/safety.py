@@ -304,6 +304,7 @@ class SafetySupervisor:
         fault = Fault(kind, now_s, detail)
         self._faults.append(fault)
         self.fault_history.append(fault)
+        was_delivering = any(state.delivered_ma > 0 for state in self._channels.values())
         for state in self._channels.values():
             self._end_burst(state, now_s)
             state.target_ma = state.output_ma = state.delivered_ma = 0.0
@@ -314,6 +315,8 @@ class SafetySupervisor:
         except DeviceError as exc:
             self._stimulator_connected = False
             stop_error = exc
+        if was_delivering:  # the record shows output going to zero, as the device did
+            self._log.command(now_s, {ch: 0.0 for ch in self._channels})
         self._log.fault(fault)
         if stop_error is not None and kind is not FaultKind.STIMULATOR_ERROR:
             self.fault(FaultKind.STIMULATOR_ERROR, now_s, f"stop failed: {stop_error}")

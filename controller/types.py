@@ -219,6 +219,15 @@ class StatusLine:
     latched: tuple[Fault, ...]
     paused: bool
 
+    @property
+    def counts_text(self) -> str:
+        """The counters as a person reads them: ``rep 3 of 30 · set 1 of 3`` or
+        ``steps 24 · stimulated 22 · missed 0``."""
+        c = self.counts
+        if "reps" in c:
+            return f"rep {c['reps']} of {c['of']} · set {c['set']} of {c['sets']}"
+        return " · ".join(f"{name} {value}" for name, value in c.items())
+
 
 GRAVITY_MPS2 = 9.80665
 """Standard gravity: the one value every layer converts g with."""

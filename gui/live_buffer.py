@@ -95,6 +95,10 @@ class LiveBuffer(SessionObserver):
 
     # -- the GUI's side ---------------------------------------------------------------------
 
+    def snapshot_cue(self) -> Cue | None:
+        with self._lock:
+            return self._cue
+
     def snapshot(self) -> LiveSnapshot:
         with self._lock:
             order = np.roll(np.arange(len(self._t_s)), -self._next)[-self._count:] \

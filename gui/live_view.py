@@ -1,9 +1,10 @@
 """The live supervised session: plots, counters, the cue, the fault banner, and the controls.
 
-The widget never touches the session directly: commands go to the
-:class:`~controller.runner.SessionRunner` (applied at the next tick, from any thread);
-status lines arrive from the loop's thread through a queued Qt signal; the plots redraw
-from a :class:`~gui.live_buffer.LiveBuffer` on a timer at a fixed frame rate.
+The widget never touches the session directly: the session runs in its own process
+(:class:`~controller.session_process.SessionProcess`), commands go to it through a pipe,
+status lines arrive on its reader thread and cross to the GUI thread through a queued Qt
+signal, and the plots redraw from a :class:`~gui.live_buffer.LiveBuffer` (fed by the
+same reader) on a timer at a fixed frame rate.
 """
 
 from __future__ import annotations
@@ -11,19 +12,18 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
-from controller.runner import SessionRunner
+from controller.session_process import SessionProcess, StopAnswer
 from controller.types import StatusLine
 from gui.live_buffer import SPAN_S, LiveBuffer
+from gui.style import big_button, font
 
 FRAME_MS = 33
 """About 30 frames a second."""
@@ -38,21 +38,23 @@ class StatusBridge(QObject):
 class LiveSessionWidget(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.runner: SessionRunner | None = None
+        self.session: SessionProcess | None = None
+        self.last_stop: StopAnswer | None = None
         self.buffer: LiveBuffer | None = None
         self.bridge = StatusBridge()
         self.bridge.status.connect(self.show_status)
         self.last_status: StatusLine | None = None
         self.stimulated_phases: frozenset[str] = frozenset()
+        self.duration_s = 0.0
 
         self.cue = QLabel("")
-        self.cue.setFont(_font(28, bold=True))
+        self.cue.setFont(font(28, bold=True))
         self.cue.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.status = QLabel("no session")
-        self.status.setFont(_font(12))
+        self.status.setFont(font(12))
         self.banner = QLabel("")
         self.banner.setStyleSheet("background: #b00020; color: white; padding: 8px;")
-        self.banner.setFont(_font(14, bold=True))
+        self.banner.setFont(font(14, bold=True))
         self.reset_button = QPushButton("Reset fault")
         for hidden in (self.banner, self.reset_button):
             _keep_place_when_hidden(hidden)
@@ -67,14 +69,10 @@ class LiveSessionWidget(QWidget):
         self.pause_button.setCheckable(True)
         self.pause_button.toggled.connect(self._pause)
         self.minus_button = QPushButton("Intensity −1 mA")
-        self.minus_button.clicked.connect(lambda: self._nudge(-1))
+        self.minus_button.clicked.connect(lambda: self.nudge(-1))
         self.plus_button = QPushButton("Intensity +1 mA")
-        self.plus_button.clicked.connect(lambda: self._nudge(+1))
-        self.stop_button = QPushButton("STOP")
-        self.stop_button.setFont(_font(26, bold=True))
-        self.stop_button.setStyleSheet("background: #c62828; color: white; padding: 18px;")
-        self.stop_button.setSizePolicy(QSizePolicy.Policy.Expanding,
-                                       QSizePolicy.Policy.Fixed)
+        self.plus_button.clicked.connect(lambda: self.nudge(+1))
+        self.stop_button = big_button("STOP", "#c62828", points=26)
         self.stop_button.setToolTip("Stops all output at once (also Space or Escape)")
         self.stop_button.clicked.connect(lambda: self.stop("STOP button"))
 
@@ -109,10 +107,13 @@ class LiveSessionWidget(QWidget):
 
     # -- wiring a session -------------------------------------------------------------------
 
-    def attach(self, runner: SessionRunner, buffer: LiveBuffer, channels: list[int],
-               stimulated_phases: frozenset[str]) -> None:
-        """Show ``runner``'s session; ``stimulated_phases`` are shaded on the plot."""
-        self.runner, self.buffer = runner, buffer
+    def attach(self, session: SessionProcess, buffer: LiveBuffer, channels: list[int],
+               stimulated_phases: frozenset[str], duration_s: float) -> None:
+        """Show ``session`` (at most ``duration_s`` long); ``stimulated_phases`` are
+        shaded on the plot."""
+        self.session, self.buffer = session, buffer
+        self.duration_s = duration_s
+        self.last_stop = None
         self.stimulated_phases = stimulated_phases
         self.pause_button.setChecked(False)
         self.banner.hide()
@@ -130,8 +131,8 @@ class LiveSessionWidget(QWidget):
 
     def stop(self, source: str) -> None:
         """Output off now, whatever the loop is doing; the session ends and is recorded."""
-        if self.runner is not None and self.runner.running:
-            self.runner.emergency_stop(source)
+        if self.session is not None and self.session.running:
+            self.last_stop = self.session.emergency_stop(source)
 
     # -- status from the loop ---------------------------------------------------------------
 
@@ -139,10 +140,11 @@ class LiveSessionWidget(QWidget):
         self.last_status = line
         output = "  ".join(f"ch{ch} {line.output_ma[ch]:.0f} / {line.setting_ma[ch]:g} mA"
                            for ch in line.output_ma)
-        counts = "  ".join(f"{name} {value}" for name, value in line.counts.items())
         paused = "  PAUSED" if line.paused else ""
-        self.status.setText(f"{line.elapsed_s:6.1f} s   {line.phase}   {counts}   "
-                            f"{output}{paused}")
+        remaining_s = max(self.duration_s - line.elapsed_s, 0.0)
+        self.status.setText(f"{_clock(line.elapsed_s)} elapsed, {_clock(remaining_s)} left   "
+                            f"{line.phase}   {line.counts_text}{self._countdown(line.t_s)}"
+                            f"   {output}{paused}")
         if line.latched:
             fault = line.latched[0]
             self.banner.setText(f"Output stopped: {fault.kind.value.replace('_', ' ')} — "
@@ -152,6 +154,13 @@ class LiveSessionWidget(QWidget):
         else:
             self.banner.hide()
             self.reset_button.hide()
+
+    def _countdown(self, now_s: float) -> str:
+        """Seconds left of a timed cue (hold, rest, set break)."""
+        cue = self.buffer.snapshot_cue() if self.buffer is not None else None
+        if cue is None or cue.duration_s is None:
+            return ""
+        return f"   {cue.kind.replace('_', ' ')} {max(cue.t_s + cue.duration_s - now_s, 0):.0f} s"
 
     # -- drawing ----------------------------------------------------------------------------
 
@@ -198,31 +207,29 @@ class LiveSessionWidget(QWidget):
     # -- controls ---------------------------------------------------------------------------
 
     def _reset(self) -> None:
-        if self.runner is not None:
-            self.runner.reset_faults()
+        if self.session is not None:
+            self.session.reset_faults()
 
     def _pause(self, paused: bool) -> None:
-        if self.runner is None:
+        if self.session is None:
             return
         self.pause_button.setText("Resume" if paused else "Pause")
-        (self.runner.pause if paused else self.runner.resume)()
+        (self.session.pause if paused else self.session.resume)()
 
-    def _nudge(self, steps: int) -> None:
-        if self.runner is not None:
-            self.runner.nudge_all(steps)
+    def nudge(self, steps: int) -> None:
+        if self.session is not None:
+            self.session.nudge_all(steps)
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}:{rest:02d}"
 
 
 def _keep_place_when_hidden(widget: QWidget) -> None:
     policy = widget.sizePolicy()
     policy.setRetainSizeWhenHidden(True)
     widget.setSizePolicy(policy)
-
-
-def _font(points: int, bold: bool = False) -> QFont:
-    font = QFont()
-    font.setPointSize(points)
-    font.setBold(bold)
-    return font
 
 
 def _plot(label: str, dense: bool = True) -> pg.PlotWidget:

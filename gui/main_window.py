@@ -1,18 +1,21 @@
-"""The application window: choose a patient and a protocol, run a supervised session.
+"""The application window: pick a patient and a protocol, run a supervised session, and
+the therapist's and the patient's screens around it, as tabs.
 
-Sessions run on the in-process simulator (the bundled walk for gait, the synthetic limb
-for an exercise), paced to the wall clock, off the GUI thread through the runner.
+A session runs in its own process (:class:`~controller.session_process.SessionProcess`),
+on the simulator unless devices were chosen, paced to the wall clock; the window only
+sends it commands and draws what it reports.
 
 Safety: while a session runs, Space and Escape stop output from anywhere in the window
-(an application-wide event filter sees the key before any field does); closing the window
-stops output first and waits for the session's record.
+(an application-wide event filter sees the key before any field does). Closing the
+window stops output first and waits for the session's record; an error on the GUI
+thread stops output and says so; a session process that dies is reported as lost.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QKeyEvent
 from PySide6.QtWidgets import (
     QApplication,
@@ -20,26 +23,27 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QMainWindow,
     QPushButton,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from controller.assembly import SimulatedRig, simulate_walk
-from controller.assembly.simulated import simulate_exercise
 from controller.machine import STIMULATED
 from controller.record import default_db_path
-from controller.runner import SessionRunner
-from controller.types import SessionSummary
+from controller.session_process import SessionProcess, SessionSpec, SessionStartError
+from controller.types import SessionSummary, StatusLine
 from gui.live_buffer import LiveBuffer
 from gui.live_view import LiveSessionWidget
+from gui.patient_picker import PatientPicker
+from gui.patient_view import PatientView
 from protocols import ExerciseProtocol, Protocol, load_protocol
 from protocols.loader import library_protocols
 
 STOP_KEYS = frozenset({Qt.Key.Key_Space, Qt.Key.Key_Escape})
 CLOSE_WAIT_S = 3.0
+WATCH_MS = 100
 
 
 class MainWindow(QMainWindow):
@@ -49,19 +53,22 @@ class MainWindow(QMainWindow):
                             "medical device")
         self.db_path = db_path or default_db_path()
         self.realtime = realtime
-        self.rig: SimulatedRig | None = None
-        self.runner: SessionRunner | None = None
+        self.session: SessionProcess | None = None
         self.summary: SessionSummary | None = None
+        self.protocol_in_use: Protocol | None = None
+        self.device_urls: tuple[str | None, str | None] = (None, None)
+        """(stimulator, IMU); None for the simulator."""
+        self.time_ticks = False
+        """Have the session measure how late its ticks run (benchmarks/gui_load.py)."""
 
-        self.patient = QLineEdit()
-        self.patient.setPlaceholderText("pseudonym, e.g. P-017")
+        self.patient = PatientPicker(self.db_path)
         self.protocol = QComboBox()
-        for path in library_protocols():
-            self.protocol.addItem(path.stem.replace("_", " "), path)
+        self.refresh_protocols()
         self.start_button = QPushButton("Start session")
         self.start_button.clicked.connect(self.start_session)
         self.outcome = QLabel("")
         self.outcome.setWordWrap(True)
+        self.outcome.setAlignment(Qt.AlignmentFlag.AlignTop)
         setup = QFormLayout()
         setup.addRow("Patient", self.patient)
         setup.addRow("Protocol", self.protocol)
@@ -70,84 +77,152 @@ class MainWindow(QMainWindow):
         side.addWidget(self.start_button)
         side.addWidget(self.outcome, 1)
         self.live = LiveSessionWidget()
-        self.live.timer.timeout.connect(self._watch_session)
-        body = QHBoxLayout()
+        self.live.bridge.status.connect(self._show_status)
+        session_tab = QWidget()
+        body = QHBoxLayout(session_tab)
         body.addLayout(side, 1)
         body.addWidget(self.live, 3)
-        central = QWidget()
-        central.setLayout(body)
-        self.setCentralWidget(central)
+
+        self.patient_view = PatientView()
+        self.patient_view.start_requested.connect(self.start_session)
+        self.patient_view.stop_requested.connect(self.live.stop)
+        self.patient_view.pause_toggled.connect(self.live.pause_button.setChecked)
+        self.patient_view.nudge_requested.connect(self.live.nudge)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(session_tab, "Session")
+        self.tabs.addTab(self.patient_view, "Patient view")
+        self.setCentralWidget(self.tabs)
+
+        self._watch = QTimer(self)
+        self._watch.setInterval(WATCH_MS)
+        self._watch.timeout.connect(self._watch_session)
         app = QApplication.instance()
         assert app is not None, "create the QApplication first"
         app.installEventFilter(self)
 
-    # -- sessions ---------------------------------------------------------------------------
+    # -- protocols --------------------------------------------------------------------------
+
+    def refresh_protocols(self, extra: list[Path] | None = None) -> None:
+        """The bundled library and the clinic's own protocols, in the chooser."""
+        current = self.protocol.currentData()
+        self.protocol.clear()
+        for path in [*library_protocols(), *(extra or [])]:
+            self.protocol.addItem(path.stem.replace("_", " "), path)
+        if current is not None:
+            self.select_protocol(Path(current).stem)
 
     def select_protocol(self, stem: str) -> None:
-        index = next(i for i in range(self.protocol.count())
-                     if Path(self.protocol.itemData(i)).stem == stem)
-        self.protocol.setCurrentIndex(index)
+        index = next((i for i in range(self.protocol.count())
+                      if Path(self.protocol.itemData(i)).stem == stem), -1)
+        if index >= 0:
+            self.protocol.setCurrentIndex(index)
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.session is not None and self.session.running
 
     def start_session(self) -> None:
-        if self.runner is not None and self.runner.running:
+        if self.running:
+            return
+        try:
+            patient = self.patient.pseudonym()
+        except ValueError as exc:
+            self.outcome.setText(str(exc))
             return
         protocol = load_protocol(Path(self.protocol.currentData()))
         channels = [ch.channel for ch in protocol.channels]
         buffer = LiveBuffer(channels)
-        self.rig = self._rig(protocol, buffer)
-        self.runner = self.rig.runner(on_status=self.live.bridge.status.emit)
-        self.live.attach(self.runner, buffer, channels, _stimulated_phases(protocol))
+        stimulator_url, imu_url = self.device_urls
+        spec = SessionSpec(protocol, self.db_path, patient=patient,
+                           stimulator_url=stimulator_url, imu_url=imu_url,
+                           realtime=self.realtime, time_ticks=self.time_ticks)
+        self.session = SessionProcess(spec, observers=[buffer],
+                                      on_status=self.live.bridge.status.emit)
+        self.live.attach(self.session, buffer, channels, _stimulated_phases(protocol),
+                         protocol.session.duration_s)
+        self.patient_view.prepare(protocol)
+        self.protocol_in_use = protocol
         self.summary = None
-        self.outcome.setText(f"Running: {protocol.name}")
+        self.outcome.setText(f"Starting: {protocol.name} …")
         self.start_button.setEnabled(False)
-        self.runner.start()
+        try:
+            self.session.start()
+        except SessionStartError as exc:
+            self.outcome.setText(f"The session could not start: {exc}")
+            self.start_button.setEnabled(True)
+            return
+        self.outcome.setText(f"Running: {protocol.name}"
+                             + (f" for {patient}" if patient else ""))
+        self.patient_view.set_running(True)
+        self._watch.start()
 
-    def _rig(self, protocol: Protocol, buffer: LiveBuffer) -> SimulatedRig:
-        patient = self.patient.text().strip() or None
-        if isinstance(protocol, ExerciseProtocol):
-            rig, _ = simulate_exercise(protocol, self.db_path, realtime=self.realtime,
-                                       patient=patient, observers=[buffer])
-            return rig
-        return simulate_walk(protocol, self.db_path, observers=[buffer], patient=patient,
-                             realtime=self.realtime)
+    def _show_status(self, line: StatusLine) -> None:
+        self.patient_view.show_status(line)
 
     def _watch_session(self) -> None:
-        runner = self.runner
-        if runner is None or runner.running or self.summary is not None:
+        session = self.session
+        if self.live.buffer is not None:
+            self.patient_view.show_cue(self.live.buffer.snapshot_cue())
+        if session is None or not session.ended:
             return
-        self.summary = runner.wait(0)
+        self._watch.stop()
+        self.summary = session.summary
         self.start_button.setEnabled(True)
-        if self.summary is not None:
-            figures = ", ".join(f"{self.summary.labels.get(k, k)} {v:g}"
-                                for k, v in self.summary.figures.items())
-            faults = "; ".join(f"{f['kind']}" for f in self.summary.faults) or "none"
-            self.outcome.setText(f"Session {self.summary.session_id}: {self.summary.status}."
-                                 f"\n{figures}.\nFaults: {faults}.\n"
-                                 f"Recorded in {self.summary.record_path}.")
+        self.outcome.setText(_outcome_text(session))
+        self.patient_view.show_end("Session over. Well done." if self.summary is not None
+                                   and self.summary.status == "completed"
+                                   else "Session stopped.")
+
+    def stop_everything(self, source: str) -> None:
+        """Output off now, whatever else is happening (keys, closing, GUI errors)."""
+        if self.running:
+            self.live.stop(source)
 
     # -- safety -----------------------------------------------------------------------------
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         """Space and Escape stop output while a session runs, whichever widget has focus."""
         if event.type() in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress) and \
-                self.runner is not None and self.runner.running and \
-                isinstance(event, QKeyEvent) and Qt.Key(event.key()) in STOP_KEYS:
+                self.running and isinstance(event, QKeyEvent) and \
+                Qt.Key(event.key()) in STOP_KEYS:
             if event.type() is QEvent.Type.KeyPress:
-                self.live.stop("stop key")
+                self.stop_everything("stop key")
             event.accept()
             return True
         return super().eventFilter(watched, event)
 
+    def gui_failed(self, description: str) -> None:
+        """An error escaped on the GUI thread: stop output first, then say so."""
+        self.stop_everything("error in the window")
+        self.outcome.setText(f"An error occurred in the window; output was stopped first.\n"
+                             f"{description}")
+
     def closeEvent(self, event: QCloseEvent) -> None:
         """Output off first, then the record is finished, then the window goes."""
-        if self.runner is not None and self.runner.running:
-            self.live.stop("window closed")
-            self.runner.wait(CLOSE_WAIT_S)
+        if self.session is not None and self.running:
+            self.stop_everything("window closed")
+            self.session.wait(CLOSE_WAIT_S)
         app = QApplication.instance()
         if app is not None:
             app.removeEventFilter(self)
         self.live.timer.stop()
+        self._watch.stop()
         event.accept()
+
+
+def _outcome_text(session: SessionProcess) -> str:
+    summary = session.summary
+    if summary is None:
+        why = session.killed_for or session.error or "the session process ended unexpectedly"
+        return (f"Session lost: {why}. Output stopped with it (a stimulator stops when its "
+                "host goes away); the record may be incomplete.")
+    figures = ", ".join(f"{summary.labels.get(k, k)} {v:g}" for k, v in summary.figures.items())
+    faults = "; ".join(f"{f['kind']}" for f in summary.faults) or "none"
+    return (f"Session {summary.session_id}: {summary.status}.\n{figures}.\n"
+            f"Faults: {faults}.\nRecorded in {summary.record_path}.")
 
 
 def _stimulated_phases(protocol: Protocol) -> frozenset[str]:
