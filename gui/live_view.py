@@ -25,8 +25,8 @@ from controller.types import StatusLine
 from gui.live_buffer import SPAN_S, LiveBuffer
 from gui.style import big_button, font
 
-FRAME_MS = 33
-"""About 30 frames a second."""
+FRAME_MS = 30
+"""About 33 frames a second: a little over the 30 a moving plot needs to look smooth."""
 
 
 class StatusBridge(QObject):
@@ -82,7 +82,13 @@ class LiveSessionWidget(QWidget):
         self.tilt_curve = self.tilt_plot.plot(pen=pg.mkPen("#1565c0", width=2))
         self.rate_curve = self.rate_plot.plot(pen=pg.mkPen("#2e7d32", width=2))
         self.output_curves: dict[int, pg.PlotDataItem] = {}
-        self._shading: dict[float, pg.LinearRegionItem] = {}
+        self.shading = pg.PlotCurveItem(pen=pg.mkPen(None), brush=pg.mkBrush(255, 193, 7, 70))
+        self.shading.setZValue(-10)
+        self.rate_plot.addItem(self.shading)
+        for plot in (self.tilt_plot, self.rate_plot):
+            plot.setXLink(self.output_plot)
+            plot.hideAxis("bottom")
+        self.output_plot.setLabel("bottom", "seconds before now")
 
         controls = QHBoxLayout()
         for button in (self.pause_button, self.minus_button, self.plus_button):
@@ -119,9 +125,9 @@ class LiveSessionWidget(QWidget):
         self.banner.hide()
         self.reset_button.hide()
         self.output_plot.clear()
-        for region in self._shading.values():
-            self.rate_plot.removeItem(region)
-        self._shading = {}
+        self.shading.setVisible(False)
+        for plot in (self.tilt_plot, self.rate_plot, self.output_plot):
+            plot.setYRange(0, 1, padding=0)
         colours = ["#c62828", "#6a1b9a", "#ef6c00", "#00838f"]
         self.output_curves = {
             ch: self.output_plot.plot(pen=pg.mkPen(colours[i % len(colours)], width=2),
@@ -165,6 +171,9 @@ class LiveSessionWidget(QWidget):
     # -- drawing ----------------------------------------------------------------------------
 
     def redraw(self) -> None:
+        """One frame. The x axis is time before now (fixed), and a y range only grows, so
+        the axes are painted once and cached; only the curves change from frame to frame
+        (repainting the axes of a scrolling plot was two thirds of the frame's time)."""
         if self.buffer is None:
             return
         snap = self.buffer.snapshot()
@@ -173,36 +182,29 @@ class LiveSessionWidget(QWidget):
             self.cue.setText(snap.cue.text)
         if not len(snap.t_s):
             return
-        self.tilt_curve.setData(snap.t_s, snap.tilt_deg)
-        self.rate_curve.setData(snap.t_s, snap.rate_dps)
         end_s = float(snap.t_s[-1])
-        for plot in (self.tilt_plot, self.rate_plot, self.output_plot):
-            plot.setXRange(end_s - SPAN_S, end_s, padding=0)
+        ago_s = snap.t_s - end_s
+        self.tilt_curve.setData(ago_s, snap.tilt_deg)
+        self.rate_curve.setData(ago_s, snap.rate_dps)
+        _grow_y_range(self.tilt_plot, snap.tilt_deg)
+        _grow_y_range(self.rate_plot, snap.rate_dps)
         if len(snap.command_t_s):
-            edges_s = np.append(snap.command_t_s, end_s)
+            edges_s = np.append(snap.command_t_s, end_s) - end_s
             for ch, curve in self.output_curves.items():
                 curve.setData(edges_s, snap.command_ma[ch], stepMode="center")
+                _grow_y_range(self.output_plot, snap.command_ma[ch])
         self._shade(snap.phases, end_s)
 
     def _shade(self, phases: list[tuple[float, str]], end_s: float) -> None:
-        """The stimulated phases as bands behind the angular velocity; a band is made once
-        and dropped when it leaves the view (rebuilding them every frame is what costs)."""
-        stops_s = [t for t, _ in phases[1:]] + [end_s]
-        wanted = {start_s: stop_s for (start_s, phase), stop_s in
-                  zip(phases, stops_s[:len(phases)], strict=True)
-                  if phase in self.stimulated_phases and stop_s >= end_s - SPAN_S}
-        for start_s in [t for t in self._shading if t not in wanted]:
-            self.rate_plot.removeItem(self._shading.pop(start_s))
-        for start_s, stop_s in wanted.items():
-            region = self._shading.get(start_s)
-            if region is None:
-                region = pg.LinearRegionItem((start_s, stop_s), movable=False,
-                                             brush=pg.mkBrush(255, 193, 7, 60),
-                                             pen=pg.mkPen(None))
-                self.rate_plot.addItem(region)
-                self._shading[start_s] = region
-            elif region.getRegion()[1] != stop_s:
-                region.setRegion((start_s, stop_s))
+        """The stimulated phases as one stepped, filled band behind the angular velocity."""
+        bottom, top = self.rate_plot.getViewBox().viewRange()[1]
+        self.shading.setVisible(bool(phases))
+        if not phases:
+            return
+        edges_s = np.array([t for t, _ in phases] + [end_s]) - end_s
+        levels = np.array([top if phase in self.stimulated_phases else bottom
+                           for _, phase in phases])
+        self.shading.setData(edges_s, levels, stepMode="center", fillLevel=bottom)
 
     # -- controls ---------------------------------------------------------------------------
 
@@ -232,13 +234,28 @@ def _keep_place_when_hidden(widget: QWidget) -> None:
     widget.setSizePolicy(policy)
 
 
+def _grow_y_range(plot: pg.PlotWidget, values: np.ndarray) -> None:
+    """Widen the y range to hold ``values`` (with a margin); never narrow it while a
+    session runs, so the axis does not change, and need repainting, every frame."""
+    if not len(values):
+        return
+    low, high = plot.getViewBox().viewRange()[1]
+    lowest, highest = float(np.nanmin(values)), float(np.nanmax(values))
+    if lowest < low or highest > high:
+        margin = 0.15 * max(highest - lowest, high - low, 1.0)
+        plot.setYRange(min(low, lowest - margin), max(high, highest + margin), padding=0)
+
+
 def _plot(label: str, dense: bool = True) -> pg.PlotWidget:
-    """A plot; a dense one (a sensor stream) draws only what is in view, thinned to the
-    screen's resolution. The stimulation steps are few and drawn as they are."""
+    """A plot of the last :data:`SPAN_S` seconds; a dense one (a sensor stream) draws only
+    what is in view, thinned to the screen's resolution. The stimulation steps are few
+    and drawn as they are."""
     plot = pg.PlotWidget(background="w")
     plot.setLabel("left", label)
     plot.showGrid(x=True, y=True, alpha=0.2)
     plot.setMouseEnabled(x=False, y=False)
+    plot.disableAutoRange()
+    plot.setXRange(-SPAN_S, 0, padding=0)
     if dense:
         plot.setClipToView(True)
         plot.setDownsampling(auto=True, mode="peak")
