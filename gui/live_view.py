@@ -20,11 +20,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from controller.machine import STIMULATED
 from controller.session_process import SessionProcess, StopAnswer
 from controller.types import StatusLine
 from gui.live_buffer import SPAN_S, LiveBuffer
 from gui.style import big_button, font
+from protocols import ExerciseProtocol, Protocol
 
+AXIS_WIDTH_PX = 64
+"""The same for every plot, so their time axes line up."""
 FRAME_MS = 30
 """About 33 frames a second: a little over the 30 a moving plot needs to look smooth."""
 
@@ -78,7 +82,7 @@ class LiveSessionWidget(QWidget):
 
         self.tilt_plot = _plot("tilt from start (°)")
         self.rate_plot = _plot("angular velocity (°/s)")
-        self.output_plot = _plot("stimulation delivered (mA)", dense=False)
+        self.output_plot = _plot("output (mA)", dense=False)
         self.tilt_curve = self.tilt_plot.plot(pen=pg.mkPen("#1565c0", width=2))
         self.rate_curve = self.rate_plot.plot(pen=pg.mkPen("#2e7d32", width=2))
         self.output_curves: dict[int, pg.PlotDataItem] = {}
@@ -113,26 +117,27 @@ class LiveSessionWidget(QWidget):
 
     # -- wiring a session -------------------------------------------------------------------
 
-    def attach(self, session: SessionProcess, buffer: LiveBuffer, channels: list[int],
-               stimulated_phases: frozenset[str], duration_s: float) -> None:
-        """Show ``session`` (at most ``duration_s`` long); ``stimulated_phases`` are
-        shaded on the plot."""
+    def attach(self, session: SessionProcess, buffer: LiveBuffer, protocol: Protocol) -> None:
+        """Show ``session``, which runs ``protocol``."""
         self.session, self.buffer = session, buffer
-        self.duration_s = duration_s
+        self.duration_s = protocol.session.duration_s
         self.last_stop = None
-        self.stimulated_phases = stimulated_phases
+        self.stimulated_phases = stimulated_phases(protocol)
         self.pause_button.setChecked(False)
+        self.cue.setText("Walk at your own pace" if protocol.mode == "gait" else "")
         self.banner.hide()
         self.reset_button.hide()
         self.output_plot.clear()
         self.shading.setVisible(False)
-        for plot in (self.tilt_plot, self.rate_plot, self.output_plot):
+        for plot in (self.tilt_plot, self.rate_plot):
             plot.setYRange(0, 1, padding=0)
+        top_ma = max(ch.amplitude_max_ma for ch in protocol.channels)
+        self.output_plot.setYRange(0, 1.1 * top_ma, padding=0)
         colours = ["#c62828", "#6a1b9a", "#ef6c00", "#00838f"]
         self.output_curves = {
-            ch: self.output_plot.plot(pen=pg.mkPen(colours[i % len(colours)], width=2),
-                                      name=f"ch{ch}")
-            for i, ch in enumerate(channels)}
+            ch.channel: self.output_plot.plot(pen=pg.mkPen(colours[i % len(colours)], width=2),
+                                              name=f"ch{ch.channel}")
+            for i, ch in enumerate(protocol.channels)}
         self.timer.start()
 
     def stop(self, source: str) -> None:
@@ -192,7 +197,6 @@ class LiveSessionWidget(QWidget):
             edges_s = np.append(snap.command_t_s, end_s) - end_s
             for ch, curve in self.output_curves.items():
                 curve.setData(edges_s, snap.command_ma[ch], stepMode="center")
-                _grow_y_range(self.output_plot, snap.command_ma[ch])
         self._shade(snap.phases, end_s)
 
     def _shade(self, phases: list[tuple[float, str]], end_s: float) -> None:
@@ -234,6 +238,16 @@ def _keep_place_when_hidden(widget: QWidget) -> None:
     widget.setSizePolicy(policy)
 
 
+def stimulated_phases(protocol: Protocol) -> frozenset[str]:
+    """The machine phases in which the protocol wants output (shaded on the plot)."""
+    if isinstance(protocol, ExerciseProtocol):
+        return frozenset(protocol.exercise.stimulate)
+    phases = {phase.value for phase in STIMULATED}
+    if getattr(protocol.trigger, "start_on", "toe_off") == "heel_off":
+        phases.add("heel_off")
+    return frozenset(phases)
+
+
 def _grow_y_range(plot: pg.PlotWidget, values: np.ndarray) -> None:
     """Widen the y range to hold ``values`` (with a margin); never narrow it while a
     session runs, so the axis does not change, and need repainting, every frame."""
@@ -255,6 +269,7 @@ def _plot(label: str, dense: bool = True) -> pg.PlotWidget:
     plot.showGrid(x=True, y=True, alpha=0.2)
     plot.setMouseEnabled(x=False, y=False)
     plot.disableAutoRange()
+    plot.getAxis("left").setWidth(AXIS_WIDTH_PX)
     plot.setXRange(-SPAN_S, 0, padding=0)
     if dense:
         plot.setClipToView(True)

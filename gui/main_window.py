@@ -30,7 +30,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from controller.machine import STIMULATED
 from controller.record import default_db_path
 from controller.session_process import SessionProcess, SessionSpec, SessionStartError
 from controller.types import SessionSummary, StatusLine
@@ -38,7 +37,7 @@ from gui.live_buffer import LiveBuffer
 from gui.live_view import LiveSessionWidget
 from gui.patient_picker import PatientPicker
 from gui.patient_view import PatientView
-from protocols import ExerciseProtocol, Protocol, load_protocol
+from protocols import Protocol, load_protocol
 from protocols.loader import library_protocols
 
 STOP_KEYS = frozenset({Qt.Key.Key_Space, Qt.Key.Key_Escape})
@@ -141,8 +140,7 @@ class MainWindow(QMainWindow):
                            realtime=self.realtime, time_ticks=self.time_ticks)
         self.session = SessionProcess(spec, observers=[buffer],
                                       on_status=self.live.bridge.status.emit)
-        self.live.attach(self.session, buffer, channels, _stimulated_phases(protocol),
-                         protocol.session.duration_s)
+        self.live.attach(self.session, buffer, protocol)
         self.patient_view.prepare(protocol)
         self.protocol_in_use = protocol
         self.summary = None
@@ -224,12 +222,3 @@ def _outcome_text(session: SessionProcess) -> str:
     return (f"Session {summary.session_id}: {summary.status}.\n{figures}.\n"
             f"Faults: {faults}.\nRecorded in {summary.record_path}.")
 
-
-def _stimulated_phases(protocol: Protocol) -> frozenset[str]:
-    """The machine phases in which the protocol wants output (shaded on the live plot)."""
-    if isinstance(protocol, ExerciseProtocol):
-        return frozenset(protocol.exercise.stimulate)
-    phases = {phase.value for phase in STIMULATED}
-    if getattr(protocol.trigger, "start_on", "toe_off") == "heel_off":
-        phases.add("heel_off")
-    return frozenset(phases)
