@@ -23,6 +23,8 @@ from controller.session_process import (
 )
 from protocols import ExerciseProtocol, load_protocol
 from protocols.loader import library_protocols
+from tests.sim_process import running_simulator, wait_for
+from tests.test_end_to_end import SIM_ARGS, TIMED_STEPS, at_plateau
 
 WAIT_S = 20.0
 
@@ -127,3 +129,24 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_a_session_on_the_serial_devices_stops_at_the_simulated_stimulator(
+        tmp_path: Path) -> None:
+    """The GUI's path to real devices: the session process opens both serial drivers on
+    ``fes-sim``'s pseudo-terminals; a stop reaches the simulated device's output."""
+    protocol = tmp_path / "timed_steps.toml"
+    protocol.write_text(TIMED_STEPS)
+    db = tmp_path / "r.sqlite"
+    with running_simulator(tmp_path, *SIM_ARGS) as sim:
+        session = SessionProcess(SessionSpec(
+            load_protocol(protocol), db, stimulator_url=f"serial://{sim.stimulator}",
+            imu_url=f"serial://{sim.imu}"))
+        session.start()
+        wait_for(lambda: at_plateau(sim), timeout_s=10.0)
+        answer = session.emergency_stop("STOP button")
+        assert answer is not None and answer.delivering is None, "a real device: unknown"
+        wait_for(lambda: sim.output_ma(1) == 0, timeout_s=1.0)
+        summary = session.wait(WAIT_S)
+    assert summary is not None and summary.status == "emergency_stop"
+    assert read_rows(db, "SELECT sensor FROM sessions")[0][0].startswith("serial://")
