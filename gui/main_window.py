@@ -37,6 +37,8 @@ from gui.live_buffer import LiveBuffer
 from gui.live_view import LiveSessionWidget
 from gui.patient_picker import PatientPicker
 from gui.patient_view import PatientView
+from gui.pin_store import PinStore
+from gui.protocol_setup import ProtocolSetup, clinic_protocols
 from protocols import Protocol, load_protocol
 from protocols.loader import library_protocols
 
@@ -46,7 +48,10 @@ WATCH_MS = 100
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, db_path: Path | None = None, realtime: bool = True) -> None:
+    def __init__(self, db_path: Path | None = None, realtime: bool = True,
+                 settings_dir: Path | None = None) -> None:
+        """``settings_dir``: where the clinic's protocols and the PIN live (default: the
+        user's data and configuration folders)."""
         super().__init__()
         self.setWindowTitle("FES foot-drop controller — research tool, not a certified "
                             "medical device")
@@ -60,9 +65,13 @@ class MainWindow(QMainWindow):
         self.time_ticks = False
         """Have the session measure how late its ticks run (benchmarks/gui_load.py)."""
 
+        self.setup = ProtocolSetup(
+            settings_dir / "protocols" if settings_dir else None,
+            PinStore(settings_dir / "therapist_pin.json") if settings_dir else None)
         self.patient = PatientPicker(self.db_path)
         self.protocol = QComboBox()
         self.refresh_protocols()
+        self.setup.saved.connect(self._protocol_saved)
         self.start_button = QPushButton("Start session")
         self.start_button.clicked.connect(self.start_session)
         self.outcome = QLabel("")
@@ -91,6 +100,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(session_tab, "Session")
         self.tabs.addTab(self.patient_view, "Patient view")
+        self.tabs.addTab(self.setup, "Protocols")
         self.setCentralWidget(self.tabs)
 
         self._watch = QTimer(self)
@@ -102,14 +112,18 @@ class MainWindow(QMainWindow):
 
     # -- protocols --------------------------------------------------------------------------
 
-    def refresh_protocols(self, extra: list[Path] | None = None) -> None:
+    def refresh_protocols(self) -> None:
         """The bundled library and the clinic's own protocols, in the chooser."""
         current = self.protocol.currentData()
         self.protocol.clear()
-        for path in [*library_protocols(), *(extra or [])]:
+        for path in [*library_protocols(), *clinic_protocols(self.setup.clinic_folder)]:
             self.protocol.addItem(path.stem.replace("_", " "), path)
         if current is not None:
             self.select_protocol(Path(current).stem)
+
+    def _protocol_saved(self, path: Path) -> None:
+        self.refresh_protocols()
+        self.select_protocol(path.stem)
 
     def select_protocol(self, stem: str) -> None:
         index = next((i for i in range(self.protocol.count())

@@ -70,22 +70,36 @@ def library_protocols() -> list[Path]:
     return sorted(LIBRARY.glob("*.toml"))
 
 
+def check_protocol_data(data: dict[str, Any]
+                        ) -> tuple[Protocol | None, list[tuple[tuple[Any, ...], str]]]:
+    """Validate a protocol given as data (the GUI's form) rather than as a file: the
+    protocol, or each error's location (as a file spells it) with its message."""
+    try:
+        return _PROTOCOL.validate_python(data), []
+    except ValidationError as exc:
+        return None, [(_without_tags(tuple(e["loc"])), _message(e)) for e in exc.errors()]
+
+
 def _describe(error: Any, text: str, source: str) -> str:
-    tagged_loc = tuple(error["loc"])
-    loc = _without_tags(tagged_loc)
+    loc = _without_tags(tuple(error["loc"]))
     field = _dotted(loc) or "protocol"
     line = _line_of(text, loc)
     where = f"{source}:{line}" if line else source
+    return f"{where}: {field}: {_message(error)}"
+
+
+def _message(error: Any) -> str:
+    """What is wrong with one field, its allowed range and the value given."""
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key (check the spelling and the units in the name)"
-    allowed = _allowed_range(tagged_loc)
+    allowed = _allowed_range(tuple(error["loc"]))
     got = ""
     if error["type"] not in ("missing", "extra_forbidden") and not isinstance(
             error.get("input"), dict | list):
         got = f", got {error['input']!r}"
     suffix = f" (allowed: {allowed})" if allowed else ""
-    return f"{where}: {field}: {message}{suffix}{got}"
+    return f"{message}{suffix}{got}"
 
 
 def _without_tags(tagged_loc: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -105,8 +119,11 @@ def _dotted(loc: tuple[Any, ...]) -> str:
 
 def _allowed_range(loc: tuple[Any, ...]) -> str:
     info = _field_info(loc)
-    if info is None:
-        return ""
+    return "" if info is None else allowed_range(info)
+
+
+def allowed_range(info: FieldInfo) -> str:
+    """A field's bounds as a therapist reads them: ``>= 0 and <= 120``."""
     bounds: list[str] = []
     for item in info.metadata:
         for kind, sign in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):

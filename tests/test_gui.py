@@ -25,7 +25,7 @@ TICK_S = 0.01
 
 @pytest.fixture
 def window(qtbot: QtBot, tmp_path: Path) -> Iterator[MainWindow]:
-    made = MainWindow(tmp_path / "record.sqlite")
+    made = MainWindow(tmp_path / "record.sqlite", settings_dir=tmp_path)
     qtbot.addWidget(made)
     made.show()
     yield made
@@ -166,7 +166,7 @@ def test_a_pseudonym_that_is_not_one_is_refused_before_anything_starts(
                                                   ("exercise_toe_raises", "repetitions")])
 def test_a_whole_session_runs_from_the_window_into_the_record(
         qtbot: QtBot, tmp_path: Path, stem: str, unit_table: str) -> None:
-    window = MainWindow(tmp_path / "record.sqlite", realtime=False)
+    window = MainWindow(tmp_path / "record.sqlite", realtime=False, settings_dir=tmp_path)
     qtbot.addWidget(window)
     window.show()
     window.patient.set_pseudonym("P-017")
@@ -217,3 +217,13 @@ def test_a_lost_session_process_is_reported(window: MainWindow, qtbot: QtBot) ->
     os.kill(window.session.pid, signal.SIGKILL)
     qtbot.waitUntil(lambda: "Session lost" in window.outcome.text(), timeout=TIMEOUT_MS)
     assert window.start_button.isEnabled()
+
+
+def test_a_protocol_saved_by_the_therapist_is_offered_for_the_next_session(
+        window: MainWindow) -> None:
+    window.setup.open(next(Path(window.protocol.itemData(i))
+                           for i in range(window.protocol.count())
+                           if "seated" in window.protocol.itemText(i)))
+    copy = window.setup.duplicate()
+    assert copy is not None
+    assert Path(window.protocol.currentData()) == copy, "chosen for the next session"
