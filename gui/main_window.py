@@ -30,9 +30,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from controller.assembly.simulated import MIN_RATE_HZ
 from controller.record import default_db_path
 from controller.session_process import SessionProcess, SessionSpec, SessionStartError
 from controller.types import SessionSummary, StatusLine
+from gui.device_panel import DevicePanel
 from gui.live_buffer import LiveBuffer
 from gui.live_view import LiveSessionWidget
 from gui.patient_picker import PatientPicker
@@ -40,7 +42,7 @@ from gui.patient_view import PatientView
 from gui.pin_store import PinStore
 from gui.protocol_setup import ProtocolSetup, clinic_protocols
 from protocols import Protocol, load_protocol
-from protocols.loader import library_protocols
+from protocols.loader import ProtocolError, library_protocols
 
 STOP_KEYS = frozenset({Qt.Key.Key_Space, Qt.Key.Key_Escape})
 CLOSE_WAIT_S = 3.0
@@ -60,8 +62,6 @@ class MainWindow(QMainWindow):
         self.session: SessionProcess | None = None
         self.summary: SessionSummary | None = None
         self.protocol_in_use: Protocol | None = None
-        self.device_urls: tuple[str | None, str | None] = (None, None)
-        """(stimulator, IMU); None for the simulator."""
         self.time_ticks = False
         """Have the session measure how late its ticks run (benchmarks/gui_load.py)."""
 
@@ -101,6 +101,9 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(session_tab, "Session")
         self.tabs.addTab(self.patient_view, "Patient view")
         self.tabs.addTab(self.setup, "Protocols")
+        self.devices = DevicePanel()
+        self.tabs.addTab(self.devices, "Devices")
+        self.protocol.currentIndexChanged.connect(self._protocol_chosen)
         self.setCentralWidget(self.tabs)
 
         self._watch = QTimer(self)
@@ -120,6 +123,15 @@ class MainWindow(QMainWindow):
             self.protocol.addItem(path.stem.replace("_", " "), path)
         if current is not None:
             self.select_protocol(Path(current).stem)
+
+    def _protocol_chosen(self) -> None:
+        path = self.protocol.currentData()
+        try:
+            mode = load_protocol(Path(path)).mode if path is not None else "gait"
+        except ProtocolError as exc:
+            self.outcome.setText(str(exc))
+            return
+        self.devices.needed_rate_hz = MIN_RATE_HZ[mode]
 
     def _protocol_saved(self, path: Path) -> None:
         self.refresh_protocols()
@@ -145,10 +157,14 @@ class MainWindow(QMainWindow):
         except ValueError as exc:
             self.outcome.setText(str(exc))
             return
-        protocol = load_protocol(Path(self.protocol.currentData()))
+        try:
+            protocol = load_protocol(Path(self.protocol.currentData()))
+        except ProtocolError as exc:
+            self.outcome.setText(f"The protocol cannot be used: {exc}")
+            return
         channels = [ch.channel for ch in protocol.channels]
         buffer = LiveBuffer(channels)
-        stimulator_url, imu_url = self.device_urls
+        stimulator_url, imu_url = self.devices.device_urls()
         spec = SessionSpec(protocol, self.db_path, patient=patient,
                            stimulator_url=stimulator_url, imu_url=imu_url,
                            realtime=self.realtime, time_ticks=self.time_ticks)
