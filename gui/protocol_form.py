@@ -134,7 +134,9 @@ class ProtocolForm(QWidget):
     # -- building ---------------------------------------------------------------------------
 
     def _group(self, model: type[BaseModel], data: dict[str, Any], path: Path_) -> QWidget:
-        box = QGroupBox(str(path[-1]).replace("_", " ") if path else "")
+        title = "" if not path else (f"{str(path[-2]).rstrip('s')} {path[-1] + 1}"
+                                     if isinstance(path[-1], int) else str(path[-1]))
+        box = QGroupBox(title.replace("_", " "))
         form = QFormLayout(box)
         note = QLabel("")
         note.setStyleSheet(ERROR_STYLE)
