@@ -327,7 +327,8 @@ def _build(spec: SessionSpec, forwarder: _Forwarder, on_status: StatusCallback) 
                                    patient=spec.patient, observers=observers)
     else:
         rig = simulate_walk(spec.protocol, spec.db_path, observers=observers,
-                            patient=spec.patient, realtime=spec.realtime)
+                            patient=spec.patient, realtime=spec.realtime,
+                            calibration=spec.calibration)
     timer = None
     if spec.time_ticks and spec.realtime:
         timer = _TickLateness(rig.clock)

@@ -30,10 +30,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from controller import patient_calibration
 from controller.assembly.simulated import MIN_RATE_HZ
 from controller.record import default_db_path
 from controller.session_process import SessionProcess, SessionSpec, SessionStartError
 from controller.types import SessionSummary, StatusLine
+from gui.calibration_screen import CalibrationScreen
 from gui.device_panel import DevicePanel
 from gui.live_buffer import LiveBuffer
 from gui.live_view import LiveSessionWidget
@@ -62,6 +64,7 @@ class MainWindow(QMainWindow):
         self.session: SessionProcess | None = None
         self.summary: SessionSummary | None = None
         self.protocol_in_use: Protocol | None = None
+        self.calibration_note = ""
         self.time_ticks = False
         """Have the session measure how late its ticks run (benchmarks/gui_load.py)."""
 
@@ -101,8 +104,11 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(session_tab, "Session")
         self.tabs.addTab(self.patient_view, "Patient view")
         self.tabs.addTab(self.setup, "Protocols")
+        self.calibration = CalibrationScreen()
+        self.tabs.addTab(self.calibration, "Calibration")
         self.devices = DevicePanel()
         self.tabs.addTab(self.devices, "Devices")
+        self.tabs.currentChanged.connect(self._tab_shown)
         self.protocol.currentIndexChanged.connect(self._protocol_chosen)
         self.setCentralWidget(self.tabs)
 
@@ -123,6 +129,18 @@ class MainWindow(QMainWindow):
             self.protocol.addItem(path.stem.replace("_", " "), path)
         if current is not None:
             self.select_protocol(Path(current).stem)
+
+    def _tab_shown(self) -> None:
+        """The calibration screen works on the patient and protocol chosen now."""
+        if self.tabs.currentWidget() is not self.calibration or self.calibration.timer.isActive():
+            return
+        try:
+            protocol = load_protocol(Path(self.protocol.currentData()))
+            patient = self.patient.pseudonym()
+        except (ProtocolError, ValueError) as exc:
+            self.calibration.instruction.setText(str(exc))
+            return
+        self.calibration.prepare(protocol, self.db_path, patient)
 
     def _protocol_chosen(self) -> None:
         path = self.protocol.currentData()
@@ -162,12 +180,16 @@ class MainWindow(QMainWindow):
         except ProtocolError as exc:
             self.outcome.setText(f"The protocol cannot be used: {exc}")
             return
-        channels = [ch.channel for ch in protocol.channels]
-        buffer = LiveBuffer(channels)
+        stored = patient_calibration.latest(self.db_path, patient, protocol) \
+            if patient else None
+        if stored is not None:
+            protocol = patient_calibration.apply(protocol, stored.thresholds)
+        buffer = LiveBuffer([ch.channel for ch in protocol.channels])
         stimulator_url, imu_url = self.devices.device_urls()
         spec = SessionSpec(protocol, self.db_path, patient=patient,
                            stimulator_url=stimulator_url, imu_url=imu_url,
-                           realtime=self.realtime, time_ticks=self.time_ticks)
+                           realtime=self.realtime, time_ticks=self.time_ticks,
+                           calibration=stored.gait if stored else None)
         self.session = SessionProcess(spec, observers=[buffer],
                                       on_status=self.live.bridge.status.emit)
         self.live.attach(self.session, buffer, protocol)
@@ -182,8 +204,11 @@ class MainWindow(QMainWindow):
             self.outcome.setText(f"The session could not start: {exc}")
             self.start_button.setEnabled(True)
             return
+        self.calibration_note = (f"With {patient}'s calibration of {stored.created_at}."
+                                 if stored else "")
         self.outcome.setText(f"Running: {protocol.name}"
-                             + (f" for {patient}" if patient else ""))
+                             + (f" for {patient}" if patient else "")
+                             + f". {self.calibration_note}")
         self.patient_view.set_running(True)
         self._watch.start()
 
@@ -199,7 +224,7 @@ class MainWindow(QMainWindow):
         self._watch.stop()
         self.summary = session.summary
         self.start_button.setEnabled(True)
-        self.outcome.setText(_outcome_text(session))
+        self.outcome.setText(f"{_outcome_text(session)}\n{self.calibration_note}".strip())
         self.patient_view.show_end("Session over. Well done." if self.summary is not None
                                    and self.summary.status == "completed"
                                    else "Session stopped.")

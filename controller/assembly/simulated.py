@@ -134,11 +134,12 @@ def _rig(protocol: Protocol, motion: SimulatedMotion, stimulator: InMemoryStimul
 def simulate_walk(protocol: Protocol, db_path: Path | str | None, *,
                   walk: Path = BUNDLED_WALK, foot: str | None = None,
                   observers: Iterable[SessionObserver] = (),
-                  patient: str | None = None, realtime: bool = False) -> SimulatedRig:
+                  patient: str | None = None, realtime: bool = False,
+                  calibration: GaitCalibration | None = None) -> SimulatedRig:
     """The shortest way to a supervised simulated session: ``protocol`` walked on a recording
     (the bundled walk by default, the protocol's leg by default), recorded in ``db_path``."""
     foot = foot or protocol.leg
     return build_simulated_session(
         protocol, recorded_walk(walk, foot), Path(db_path) if db_path is not None else None,
         source=f"sim://{walk.name}#{foot}", patient=patient, observers=observers,
-        realtime=realtime)
+        realtime=realtime, calibration=calibration)
