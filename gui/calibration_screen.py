@@ -1,8 +1,8 @@
 """Calibration: a guided short walk or a few repetitions, reviewed on the plot.
 
-The capture reads motion only (no stimulator is involved): on the simulator, a walk is
-the bundled recording and the repetitions come from the synthetic limb, which follows
-the cues this screen gives. While it
+The capture reads motion only (no stimulator is involved): from the IMU chosen in the
+device panel, or on the simulator, where a walk is the bundled recording and the
+repetitions come from the synthetic limb, which follows the cues this screen gives. While it
 runs, the signal is drawn and the session's own detector marks what it finds; the
 thresholds (tilt trigger, exercise onset) are lines the therapist drags, and the marks
 follow. Accept keeps it with the patient; the next session of that kind uses it.
@@ -20,6 +20,9 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWi
 
 from controller import patient_calibration as calibration
 from controller.assembly.simulated import recorded_walk
+from controller.assembly.urls import DeviceUrlError, open_motion_sensor
+from controller.clock import MonotonicClock
+from controller.devices.base import MotionSensor, SensorError
 from controller.types import Cue, Sample
 from gui.style import font
 from protocols import ExerciseProtocol, Protocol
@@ -40,10 +43,15 @@ SampleSource = Callable[[float], list[Sample]]
 class CalibrationScreen(QWidget):
     accepted = Signal(object)
 
-    def __init__(self, speed: float = 1.0, parent: QWidget | None = None) -> None:
-        """``speed``: capture time per wall second (tests run the simulator faster)."""
+    def __init__(self, speed: float = 1.0, walk_s: float = WALK_S,
+                 parent: QWidget | None = None) -> None:
+        """``speed``: capture time per wall second on the simulator (tests run it faster);
+        ``walk_s``: how long a walk is captured."""
         super().__init__(parent)
         self.speed = speed
+        self.walk_s = walk_s
+        self.imu_url: str | None = None
+        self._sensor: MotionSensor | None = None
         self.protocol: Protocol | None = None
         self.db_path: Path | None = None
         self.pseudonym: str | None = None
@@ -88,10 +96,13 @@ class CalibrationScreen(QWidget):
 
     # -- setup ------------------------------------------------------------------------------
 
-    def prepare(self, protocol: Protocol, db_path: Path, pseudonym: str | None) -> None:
-        """Calibrate ``protocol``'s thresholds for ``pseudonym``, on the simulator."""
-        self.timer.stop()
+    def prepare(self, protocol: Protocol, db_path: Path, pseudonym: str | None,
+                imu_url: str | None = None) -> None:
+        """Calibrate ``protocol``'s thresholds for ``pseudonym``, from the IMU at
+        ``imu_url`` (None: the simulator)."""
+        self._end_capture()
         self.protocol, self.db_path, self.pseudonym = protocol, db_path, pseudonym
+        self.imu_url = imu_url
         self._source = None
         self.thresholds = calibration.thresholds_of(protocol)
         for line in self.lines.values():
@@ -121,7 +132,12 @@ class CalibrationScreen(QWidget):
         self.samples, self.result = [], None
         self._cues = [(1.0 + k * REP_CYCLE_S + offset, text) for k in range(REPS)
                       for offset, text in ((0.0, "Lift"), (2.5, "Lower"))] if exercise else []
-        self._source = self._simulated(exercise)
+        try:
+            self._source = self._simulated(exercise) if self.imu_url is None \
+                else self._from_imu(self.imu_url)
+        except (DeviceUrlError, SensorError, OSError) as exc:
+            self.state.setText(f"The IMU cannot be read: {exc}")
+            return
         self.instruction.setText(
             f"Do {REPS} full repetitions, one at each “Lift”." if exercise
             else f"Walk at your usual pace for {WALK_S:g} s.")
@@ -139,14 +155,31 @@ class CalibrationScreen(QWidget):
             limb.on_cue(Cue(at_s, "start" if text == "Lift" else "lower", text))
         return limb.until
 
+    def _from_imu(self, url: str) -> SampleSource:
+        sensor = self._sensor = open_motion_sensor(url, MonotonicClock(POLL_MS / 1000))
+        return lambda _: sensor.read()
+
     @property
     def capture_s(self) -> float:
-        return REPS * REP_CYCLE_S + 1.0 if self._cues else WALK_S
+        return REPS * REP_CYCLE_S + 1.0 if self._cues else self.walk_s
+
+    def _end_capture(self) -> None:
+        self.timer.stop()
+        if self._sensor is not None:
+            self._sensor.close()
+            self._sensor = None
 
     def _poll(self) -> None:
         assert self._source is not None and self.protocol is not None
-        now_s = min((time.monotonic() - self._started_s) * self.speed, self.capture_s)
-        self.samples += self._source(now_s)
+        speed = self.speed if self._sensor is None else 1.0
+        now_s = min((time.monotonic() - self._started_s) * speed, self.capture_s)
+        try:
+            self.samples += self._source(now_s)
+        except SensorError as exc:
+            self._end_capture()
+            self._enable(capturing=False)
+            self.state.setText(f"The IMU stopped: {exc}. Redo the capture.")
+            return
         due = [text for at_s, text in self._cues if at_s <= now_s]
         left_s = self.capture_s - now_s
         self.state.setText(f"{due[-1] if due else 'Get ready'} — {left_s:.0f} s left")
@@ -154,7 +187,7 @@ class CalibrationScreen(QWidget):
             self._reviewed_s = now_s
             self._review()
         if now_s >= self.capture_s:
-            self.timer.stop()
+            self._end_capture()
             self._enable(capturing=False)
             self.instruction.setText("Done. Drag a threshold to see what it would find; "
                                      "Accept or Redo.")

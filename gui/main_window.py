@@ -140,7 +140,8 @@ class MainWindow(QMainWindow):
         except (ProtocolError, ValueError) as exc:
             self.calibration.instruction.setText(str(exc))
             return
-        self.calibration.prepare(protocol, self.db_path, patient)
+        self.calibration.prepare(protocol, self.db_path, patient,
+                                 self.devices.device_urls()[1])
 
     def _protocol_chosen(self) -> None:
         path = self.protocol.currentData()

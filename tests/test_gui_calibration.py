@@ -17,6 +17,8 @@ from gui.main_window import MainWindow
 from protocols import ExerciseProtocol, Protocol, load_protocol
 from protocols.loader import library_protocols
 from simulator import BUNDLED_WALK
+from tests.sim_process import running_simulator
+from tests.test_end_to_end import SIM_ARGS
 
 CAPTURE_MS = 20_000
 SPEED = 25.0
@@ -136,3 +138,25 @@ def test_a_threshold_the_schema_does_not_allow_is_refused(tmp_path: Path) -> Non
     assert nothing.problem is not None
     with pytest.raises(ValueError, match="not saved"):
         calibration.save(tmp_path / "r.sqlite", "P-017", seated, nothing)
+
+
+def test_a_walk_is_captured_from_the_serial_imu(qtbot: QtBot, tmp_path: Path) -> None:
+    """The IMU chosen in the device panel: fes-sim streams a walk over a pseudo-terminal."""
+    screen = CalibrationScreen(walk_s=8.0)
+    qtbot.addWidget(screen)
+    with running_simulator(tmp_path, *SIM_ARGS) as sim:
+        screen.prepare(protocol("peroneal_gait_gyro"), tmp_path / "r.sqlite", "P-017",
+                       f"serial://{sim.imu}")
+        result = captured(screen, qtbot)
+    assert len(screen.samples) > 600, "8 s at 100 Hz from the serial driver"
+    assert result.problem is None and result.gait is not None
+    assert [kind for _, kind in result.events].count("heel_strike") >= 4
+
+
+def test_an_imu_that_cannot_be_opened_is_said_plainly(screen: CalibrationScreen,
+                                                       tmp_path: Path) -> None:
+    screen.prepare(protocol("peroneal_gait_gyro"), tmp_path / "r.sqlite", "P-017",
+                   "serial:///dev/no-such-imu")
+    screen.capture()
+    assert "cannot be read" in screen.state.text() and "no-such-imu" in screen.state.text()
+    assert not screen.timer.isActive()
