@@ -1,12 +1,21 @@
-"""Gait-event accuracy on recorded walks with reference events.
+"""Gait-event accuracy on recorded walks with reference events, and what the patient gets.
 
     python benchmarks/gait_accuracy.py [--data DIR] [--rate HZ] [--tolerance-ms MS]
+                                       [--long-s S] [--json FILE]
 
 Runs the online gyroscope detector and the tilt trigger over every ``*_foot_imu.csv``
 that has a ``*_reference_events.csv`` beside it (each foot the file holds), and gaitmap's
 offline pipeline when it is installed (the optional ``benchmark`` extra), and prints per
 event type, per recording and overall: reference events, detected, missed, false,
 sensitivity, precision, timing error and the causal delay.
+
+Then it runs ``fes simulate``'s own session (the bundled gait protocol, each foot of each
+recording, and each recording repeated end to end for at least ``--long-s`` seconds) and
+scores the session record's commands against every swing of the walk
+(:mod:`controller.scoring.delivery`): swing time covered by stimulation, swings not
+stimulated, burst onset against toe-off, bursts starting in the first half of a stance, and
+the supervisor's duty-cycle notices. ``--json FILE`` writes those figures and the event
+figures as JSON.
 
 Scoring rules are in :mod:`controller.scoring.gait` (annotated windows, turns scored
 apart, one-to-one matching within the tolerance, the marker-derived heel-off reference,
@@ -19,8 +28,10 @@ wait for an event.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -28,6 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from controller.assembly.simulated import build_simulated_session
 from controller.detect.gait import GyroGaitDetector
 from controller.detect.tilt import TiltTrigger
 from controller.devices.recording import (
@@ -38,10 +50,17 @@ from controller.devices.recording import (
     find_recordings,
     load_recording,
 )
+from controller.record import read_rows
+from controller.scoring.delivery import (
+    Delivery,
+    Swing,
+    bursts_from_commands,
+    reference_swings,
+    score_delivery,
+)
 from controller.scoring.gait import (
     SCORED,
     TOLERANCE_S,
-    TURNS_S,
     Result,
     Score,
     evaluate,
@@ -50,7 +69,9 @@ from controller.scoring.gait import (
     tilt_as_toe_off,
     with_heel_off_reference,
 )
-from controller.types import GaitEvent, GaitEventKind
+from controller.types import GaitEvent, GaitEventKind, Sample
+from protocols import load_protocol
+from protocols.loader import library_protocols
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gait"
 TILT_HEEL_OFF_DEG = 10.0
@@ -163,12 +184,105 @@ def _hide_delay(row: list[str], offline: bool) -> list[str]:
     return row[:-4] + ["offline"] * 3 + ["-"] if offline else row
 
 
+def _gait_protocol_path() -> Path:
+    return next(p for p in library_protocols() if p.name == "peroneal_gait_gyro.toml")
+
+
+def repeated(samples: list[Sample], swings: list[Swing], times: int) -> tuple[
+        list[Sample], list[Swing]]:
+    """The walk played ``times`` times end to end (a long walk), its swings shifted too."""
+    period_s = samples[1].t_s - samples[0].t_s
+    span_s = samples[-1].t_s - samples[0].t_s + period_s
+    long_samples = [Sample(s.t_s + k * span_s, s.acc_mps2, s.gyro_dps)
+                    for k in range(times) for s in samples]
+    long_swings = [Swing(w.toe_off_s + k * span_s, w.heel_strike_s + k * span_s,
+                         w.from_reference) for k in range(times) for w in swings]
+    return long_samples, long_swings
+
+
+def delivered(samples: list[Sample], swings: list[Swing], foot: str, name: str,
+              db_path: Path) -> tuple[Delivery, dict[str, int], str]:
+    """Run the simulated session on ``samples`` and score its record against ``swings``."""
+    protocol = load_protocol(_gait_protocol_path()).model_copy(update={"leg": foot})
+    rig = build_simulated_session(protocol, samples, db_path, source=f"sim://{name}#{foot}")
+    summary = rig.runner().run()
+    session_id = summary.session_id
+    channel = protocol.channels[0].channel
+    commands = read_rows(db_path, "SELECT t_s, amplitude_ma FROM commands WHERE session_id=? "
+                         "AND channel=? ORDER BY rowid", (session_id, channel))
+    notices = read_rows(db_path, "SELECT kind, COUNT(*) FROM notices WHERE session_id=? "
+                        "GROUP BY kind", (session_id,))
+    bursts = bursts_from_commands([(float(t), float(a)) for t, a in commands],
+                                  samples[-1].t_s)
+    return score_delivery(swings, bursts), {str(k): int(n) for k, n in notices}, summary.status
+
+
+def report_delivery(rows: list[tuple[str, Delivery, dict[str, int], str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="what the patient gets: fes simulate's session record against every "
+                  "swing (first steps, turns and last steps included)", title_justify="left")
+    for name in ["walk / foot", "s", "swings", "swing covered %", "not stimulated",
+                 "onset-TO med ms", "onset-TO p95 ms", "bursts", "early-stance bursts",
+                 "duty notices", "status"]:
+        table.add_column(name, justify="left" if name == "walk / foot" else "right")
+    for label, d, notices, status in rows:
+        f = d.as_dict()
+        duty = ", ".join(f"{k} {n}" for k, n in notices.items() if k.startswith("duty"))
+        table.add_row(label, f"{d.seconds:.0f}", str(d.swings),
+                      f"{f['swing_covered_pct']:.1f}", str(d.not_stimulated),
+                      str(f["onset_vs_toe_off_median_ms"]), str(f["onset_vs_toe_off_p95_ms"]),
+                      str(d.bursts), str(d.early_stance_bursts), duty or "none", status)
+    Console(width=200).print(table)
+
+
+def delivery_figures(paths: list[Path], long_s: float) -> list[
+        tuple[str, Delivery, dict[str, int], str]]:
+    rows = []
+    total, total_long = Delivery(), Delivery()
+    with tempfile.TemporaryDirectory() as tmp:
+        db_path = Path(tmp) / "delivery.sqlite"
+        for path in paths:
+            for foot in feet_in(path):
+                recording = load_recording(path, foot)
+                samples, swings = recording.samples(), reference_swings(recording)
+                name = recording.name
+                d, notices, status = delivered(samples, swings, foot, name, db_path)
+                d.seconds = recording.duration_s
+                rows.append((f"{name} {foot}", d, notices, status))
+                total += d
+                times = max(2, math.ceil(long_s / recording.duration_s))
+                long_samples, long_swings = repeated(samples, swings, times)
+                d, notices, status = delivered(long_samples, long_swings, foot, name, db_path)
+                d.seconds = long_samples[-1].t_s - long_samples[0].t_s
+                rows.append((f"{name} {foot} x{times}", d, notices, status))
+                total_long += d
+    total.seconds = sum(d.seconds for label, d, _, _ in rows if " x" not in label)
+    total_long.seconds = sum(d.seconds for label, d, _, _ in rows if " x" in label)
+    rows.append(("all walks", total, {}, ""))
+    rows.append(("all long walks", total_long, {}, ""))
+    return rows
+
+
+def _score_dict(s: Score) -> dict[str, object]:
+    abs_ms = [1000 * abs(e) for e in s.errors_s]
+    return {"reference": s.reference, "detected": s.detected, "missed": s.missed,
+            "false": s.false, "sensitivity_pct": round(100 * s.sensitivity, 2)
+            if s.reference else None,
+            "abs_error_median_ms": round(float(np.median(abs_ms)), 1) if abs_ms else None,
+            "abs_error_p95_ms": round(float(np.percentile(abs_ms, 95)), 1) if abs_ms else None}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--rate", type=float, default=None, help="resample to this rate (Hz)")
     parser.add_argument("--tolerance-ms", type=float, default=1000 * TOLERANCE_S)
     parser.add_argument("--no-gaitmap", action="store_true")
+    parser.add_argument("--long-s", type=float, default=120.0,
+                        help="length of the long walks (recordings repeated end to end)")
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args(argv)
     tolerance_s = args.tolerance_ms / 1000
     paths = [
@@ -188,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             recordings.append(recording.resampled(args.rate) if args.rate else recording)
     print(
         f"{len(recordings)} feet from {len(paths)} recordings in {args.data}; "
-        f"match tolerance ±{args.tolerance_ms:.0f} ms; turns {TURNS_S} scored apart; "
+        f"match tolerance ±{args.tolerance_ms:.0f} ms; turns (found in the data) scored apart; "
         f"rate {'as recorded' if not args.rate else f'{args.rate:g} Hz (resampled)'}"
     )
     tilt_title = (
@@ -202,8 +316,22 @@ def main(argv: Sequence[str] | None = None) -> int:
          lambda r: tilt_as_toe_off(
              run_online(TiltTrigger(TILT_HEEL_OFF_DEG, TILT_HEEL_STRIKE_DEG), r))),
     ]  # fmt: skip
+    figures: dict[str, object] = {}
     for title, run in detectors:
-        report(title, [evaluate(run(r), r, tolerance_s) for r in recordings])
+        results = [evaluate(run(r), r, tolerance_s) for r in recordings]
+        report(title, results)
+        for kind in SCORED:
+            total = Score()
+            for result in results:
+                total += result.main[kind]
+            figures.setdefault(title.split(" (")[0], {})[LABELS[kind]] = _score_dict(total)
+    rows = delivery_figures(paths, args.long_s)
+    report_delivery(rows)
+    figures["delivery"] = {label: {"seconds": round(d.seconds, 1), **d.as_dict(),
+                                   "notices": notices, "status": status}
+                           for label, d, notices, status in rows}
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
     if args.no_gaitmap:
         return 0
     gaitmap_results = []

@@ -6,8 +6,8 @@ Scoring rules (from the shared gait data's README):
   IC] widened by the match tolerance, are scored; outside it nothing is labelled.
 * A recording whose reference holds heel strikes only (no toe-offs) is labelled in
   clusters: its heel strikes are matched but false events are not counted.
-* Known turns (``TURNS_S``) are taken out of the main figures and scored on their own,
-  because the reference may lack a turning step.
+* Turns, found from the data (:mod:`controller.scoring.turns`), are taken out of the
+  main figures and scored on their own, because the reference may lack a turning step.
 * Matching is one-to-one, nearest first, within the tolerance (default 150 ms).
 * Heel-off has no labelled reference; where a recording has foot-marker trajectories a
   reference is derived from the heel marker (:mod:`controller.scoring.heel_off`).
@@ -34,11 +34,10 @@ from controller.scoring.heel_off import (
     heel_offs,
     markers_path,
 )
+from controller.scoring.turns import turn_windows
 from controller.types import GaitEvent, GaitEventKind, Sample
 
 TOLERANCE_S = 0.150
-TURNS_S: dict[str, list[tuple[float, float]]] = {"walk1_2x20m": [(16.4, 18.7)]}
-"""Turns named in the data README; scored apart, never used by the detectors."""
 SCORED = (GaitEventKind.HEEL_STRIKE, GaitEventKind.HEEL_OFF, GaitEventKind.TOE_OFF)
 
 
@@ -242,7 +241,7 @@ def evaluate(
 ) -> Result:
     events, calibrated_at_s = result
     window, count_false = scoring_windows(recording, tolerance_s)
-    turns = TURNS_S.get(recording.name, [])
+    turns = turn_windows(recording)
     kinds = scored_kinds(recording)
     main = {kind: Score() for kind in SCORED}
     turn = {kind: Score() for kind in SCORED}
