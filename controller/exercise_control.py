@@ -129,6 +129,10 @@ class ExerciseControl:
             self._observers.cue(Cue(now_s, "assist", f"{self._start_cue}: stimulation helps"))
         self._assist_told = self.machine.assisting
 
+    def optional(self) -> bool:
+        """Every stimulated phase of a repetition is prescribed: none is optional."""
+        return False
+
     def intensity(self) -> float:
         """Full setting in the stimulated phases, once armed."""
         if self.machine.phase in _BETWEEN_REPS:

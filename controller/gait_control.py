@@ -50,11 +50,17 @@ class GaitControl:
             self._observers.event(event)
             self.machine.handle(event)
             self._note_phase(event.detected_at_s)
+        for note in self._detector.drain_notes():
+            self._observers.notice(sample.t_s, "calibration", note)
 
     def advance(self, now_s: float) -> None:
         """Let time act on the machine (extension ends, a too-long step closes)."""
         self.machine.advance(now_s)
         self._note_phase(now_s)
+
+    def optional(self) -> bool:
+        """The extension after heel strike is the part a long walk can spare."""
+        return self.machine.phase is GaitPhase.EXTENSION
 
     def intensity(self) -> float:
         """Full setting while the machine wants output and the leg has been armed."""

@@ -27,7 +27,8 @@ class GaitPhase(str, Enum):
 class StepOutcome(str, Enum):
     COMPLETED = "completed"
     MISSED_HEEL_STRIKE = "missed_heel_strike"
-    """No heel strike before the step's time ran out: closed, output stopped."""
+    """No heel strike found: closed by the detector (step end) or by the step's time limit,
+    output stopped."""
     STOPPED = "stopped"
     """The walker stood still or sat down mid-step."""
 
@@ -56,6 +57,7 @@ TRANSITIONS: list[dict[str, Any]] = [
      "conditions": "_extension_over", "after": "_close_completed"},
     {"trigger": "tick", "source": _IN_STEP, "dest": STANCE,
      "conditions": "_step_too_long", "after": "_close_missed"},
+    {"trigger": "step_end", "source": _IN_STEP, "dest": STANCE, "after": "_close_missed"},
     {"trigger": "still", "source": [*_IN_STEP, HEEL_STRIKE, EXTENSION], "dest": STANCE,
      "after": "_close_stopped"},
 ]
@@ -112,7 +114,7 @@ class GaitMachine:
             self._heel_strike_s = event.t_s
         trigger = event.kind.value
         moved = trigger in _TRIGGERS_FROM[self.state] and self._fire(trigger)
-        if not moved and event.kind is not GaitEventKind.STILL:
+        if not moved and event.kind not in (GaitEventKind.STILL, GaitEventKind.STEP_END):
             self.unexpected_events += 1
         self.advance(event.detected_at_s)
         return moved

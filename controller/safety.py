@@ -36,7 +36,10 @@ class HardLimits:
     ramp_max_s: float = 2.0
     burst_max_gait_s: float = 2.0
     burst_max_exercise_s: float = 10.0
-    duty_cycle_max: float = 0.5
+    duty_cycle_max_gait: float = 0.85
+    """Walking: footswitch stimulators run from heel rise to heel strike (plus extension),
+    60-70 % of the gait cycle, with no duty-cycle cap of their own (README, "Duty cycle")."""
+    duty_cycle_max_exercise: float = 0.5
     duty_window_s: float = 60.0
     patient_step_ma: float = 1.0
     acc_full_scale_mps2: float = 16 * GRAVITY_MPS2
@@ -49,8 +52,19 @@ class HardLimits:
         """Continuous stimulation per burst: a swing is short, an exercise hold is not."""
         return self.burst_max_exercise_s if mode == "exercise" else self.burst_max_gait_s
 
+    def duty_cycle_max(self, mode: Mode) -> float:
+        """On-time over any ``duty_window_s``: a walk's bursts are short and rest in every
+        stance; an exercise's holds are long."""
+        return self.duty_cycle_max_exercise if mode == "exercise" else self.duty_cycle_max_gait
+
 
 HARD_LIMITS = HardLimits()
+
+TRIM_MARGIN = 0.05
+"""On-time this far (a fraction of the window) below the duty-cycle limit starts trimming
+the optional part of each burst; twice this far below stops it."""
+TRIMMED_RAMP_DOWN_S = 0.05
+"""The ramp-down while trimming: still no step to zero, but no long tail."""
 
 
 def charge_per_phase_uc(amplitude_ma: float, pulse_width_us: float) -> float:
@@ -88,7 +102,7 @@ class SafetyConfig:
     ramp_up_s: float
     ramp_down_s: float
     max_burst_s: float
-    duty_cycle_max: float = HARD_LIMITS.duty_cycle_max
+    duty_cycle_max: float = HARD_LIMITS.duty_cycle_max_exercise
     charge_per_phase_max_uc: float = HARD_LIMITS.charge_per_phase_max_uc
     loop_late_s: float = 0.05
     mode: Mode = "gait"
@@ -110,8 +124,12 @@ def check_config(config: SafetyConfig, limits: HardLimits = HARD_LIMITS) -> None
     burst_max = limits.burst_max_s(config.mode)
     if not 0.0 < config.max_burst_s <= burst_max:
         problems.append(f"max burst {config.max_burst_s} s outside 0-{burst_max} s")
-    if not 0.0 < config.duty_cycle_max <= limits.duty_cycle_max:
-        problems.append(f"duty cycle {config.duty_cycle_max} outside 0-{limits.duty_cycle_max}")
+    duty_max = limits.duty_cycle_max(config.mode)
+    if not 0.0 < config.duty_cycle_max <= duty_max:
+        problems.append(f"duty cycle {config.duty_cycle_max} outside 0-{duty_max}")
+    if config.max_burst_s < config.ramp_up_s + config.ramp_down_s:
+        problems.append(f"max burst {config.max_burst_s} s cannot hold its ramps "
+                        f"({config.ramp_up_s} s up + {config.ramp_down_s} s down)")
     if not config.channels:
         problems.append("no channels")
     if len({ch.channel for ch in config.channels}) != len(config.channels):
@@ -146,6 +164,10 @@ class _ChannelState:
     burst_start_s: float | None = None
     blocked: bool = False
     """Forced off (burst or duty limit): stays off until the request drops to zero."""
+    optional: bool = False
+    """The request is the optional part of a burst (a gait extension after heel strike)."""
+    trimming: bool = False
+    """On-time is near the duty-cycle limit: optional parts and long ramp-downs are cut."""
     bursts: deque[tuple[float, float]] = field(default_factory=deque)
     bursts_on_s: float = 0.0
 
@@ -261,11 +283,14 @@ class SafetySupervisor:
 
     # -- inputs ----------------------------------------------------------------------
 
-    def request(self, now_s: float, channel: int, intensity: float) -> None:
+    def request(self, now_s: float, channel: int, intensity: float,
+                optional: bool = False) -> None:
         """Ask for ``intensity`` (0..1) of the channel's current setting, ramped.
 
-        While a fault is latched a request is checked but not kept: nothing asked for
-        during a fault may come out after the reset.
+        ``optional`` marks output the supervisor may drop first when on-time nears the
+        duty-cycle limit (a gait extension), so that it never has to cut a swing. While a
+        fault is latched a request is checked but not kept: nothing asked for during a
+        fault may come out after the reset.
         """
         state = self._channels.get(channel)
         if state is None or not 0.0 <= intensity <= 1.0:
@@ -276,6 +301,7 @@ class SafetySupervisor:
         if self._faults:
             return
         state.target_ma = intensity * state.setting_ma
+        state.optional = optional
         if state.target_ma == 0.0:
             state.blocked = False
 
@@ -376,14 +402,19 @@ class SafetySupervisor:
             self._send(now_s)
 
     def _advance(self, state: _ChannelState, now_s: float, dt: float) -> None:
-        target = 0.0 if state.blocked else state.target_ma
+        if state.output_ma > 0.0 or state.target_ma > 0.0:
+            self._watch_duty(state, now_s)
+        target = 0.0 if state.blocked or (state.trimming and state.optional) else state.target_ma
         if target > state.output_ma:
             if state.burst_start_s is None:
                 state.burst_start_s = now_s
             step = self._ramp_step(state, self._config.ramp_up_s, dt)
             state.output_ma = min(target, state.output_ma + step)
         elif target < state.output_ma:
-            step = self._ramp_step(state, self._config.ramp_down_s, dt)
+            ramp_down_s = self._config.ramp_down_s
+            if state.trimming:
+                ramp_down_s = min(ramp_down_s, TRIMMED_RAMP_DOWN_S)
+            step = self._ramp_step(state, ramp_down_s, dt)
             state.output_ma = max(target, state.output_ma - step)
         if state.output_ma > 0.0 and state.burst_start_s is not None:
             self.delivered_charge_uc[state.limits.channel] += (
@@ -401,6 +432,25 @@ class SafetySupervisor:
         if state.output_ma == 0.0:
             self._end_burst(state, now_s)
         state.delivered_ma = self._quantised(state.output_ma)
+
+    def _watch_duty(self, state: _ChannelState, now_s: float) -> None:
+        """Trim optional output while on-time is near the limit, with hysteresis, and say
+        so in the record when trimming starts and stops."""
+        window_s = self._limits.duty_window_s
+        share = state.on_time_in_window(now_s, window_s) / window_s
+        limit = self._config.duty_cycle_max
+        channel = state.limits.channel
+        if not state.trimming and share > limit - TRIM_MARGIN:
+            state.trimming = True
+            self._log.notice(now_s, "duty_cycle_trim",
+                             f"channel {channel}: on {100 * share:.0f} % of the last "
+                             f"{window_s:.0f} s (limit {100 * limit:.0f} %): extension and "
+                             "ramp-down shortened, swings kept")
+        elif state.trimming and share < limit - 2 * TRIM_MARGIN:
+            state.trimming = False
+            self._log.notice(now_s, "duty_cycle_trim_end",
+                             f"channel {channel}: on {100 * share:.0f} % of the last "
+                             f"{window_s:.0f} s: full extension and ramp-down again")
 
     def _quantised(self, amplitude_ma: float) -> float:
         """Rounded down to the device's step, so quantising never raises the charge."""

@@ -48,6 +48,9 @@ class ModeControl(Protocol):
     def intensity(self) -> float:
         """The fraction (0..1) of each channel's setting the mode wants now."""
 
+    def optional(self) -> bool:
+        """Whether the output wanted now may be dropped first near the duty-cycle limit."""
+
     def rearm(self) -> None:
         """After a reset: no output until the mode's cycle is back at its start."""
 
@@ -92,7 +95,7 @@ class Session:
         self._now_s = clock.now()
         self._samples = 0
         self._paused = False
-        self._requested = 0.0
+        self._requested = (0.0, False)
         self._commands: queue.SimpleQueue[Command] = queue.SimpleQueue()
         self.status = SessionStatus.RUNNING
         if record is not None:
@@ -167,11 +170,11 @@ class Session:
                 self.supervisor.fault(FaultKind.SENSOR_ERROR, now, str(exc))
         control = self.control
         control.advance(now)
-        intensity = 0.0 if self._paused else control.intensity()
-        if intensity != self._requested or self.supervisor.latched:
+        wanted = (0.0 if self._paused else control.intensity(), control.optional())
+        if wanted != self._requested or self.supervisor.latched:
             for channel in self.supervisor.channels:
-                self.supervisor.request(now, channel, intensity)
-            self._requested = intensity
+                self.supervisor.request(now, channel, *wanted)
+            self._requested = wanted
         control.close_units()
         if self._watch is not None:
             self._watch.tick(now)

@@ -27,6 +27,8 @@ class GaitEventKind(str, Enum):
     TOE_OFF = "toe_off"
     MID_SWING = "mid_swing"
     HEEL_STRIKE = "heel_strike"
+    STEP_END = "step_end"
+    """A step closed with no heel strike found (pivot, last step): stimulation must stop."""
     STILL = "still"
     """The limb has stopped moving (standing or sitting): stimulation must stop."""
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from controller.detect.calibration import Placement
 from controller.safety import (
     HARD_LIMITS,
     ChannelLimits,
@@ -57,15 +58,27 @@ class Stimulation(_Section):
     ramp_up_s: float = Field(ge=0, le=_LIMITS.ramp_max_s)
     ramp_down_s: float = Field(ge=0, le=_LIMITS.ramp_max_s)
     max_burst_s: float = Field(default=1.5, gt=0, le=_LIMITS.burst_max_s("gait"))
-    duty_cycle_max: float = Field(default=_LIMITS.duty_cycle_max, gt=0,
-                                  le=_LIMITS.duty_cycle_max,
+    duty_cycle_max: float = Field(default=_LIMITS.duty_cycle_max("gait"), gt=0,
+                                  le=_LIMITS.duty_cycle_max("gait"),
                                   description="largest on-time fraction over any 60 s")
+
+    @model_validator(mode="after")
+    def _burst_holds_its_ramps(self) -> Any:
+        if self.max_burst_s < self.ramp_up_s + self.ramp_down_s:
+            raise ValueError(
+                f"max_burst_s {self.max_burst_s:g} s is shorter than ramp_up_s + ramp_down_s "
+                f"({self.ramp_up_s:g} + {self.ramp_down_s:g} s): every burst would be cut "
+                "before its ramps are done")
+        return self
 
 
 class ExerciseStimulation(Stimulation):
     """Exercise: a burst may cover a whole rise and hold."""
 
     max_burst_s: float = Field(default=6.0, gt=0, le=_LIMITS.burst_max_s("exercise"))
+    duty_cycle_max: float = Field(default=_LIMITS.duty_cycle_max("exercise"), gt=0,
+                                  le=_LIMITS.duty_cycle_max("exercise"),
+                                  description="largest on-time fraction over any 60 s")
 
 
 class GyroTrigger(_Section):
@@ -73,6 +86,7 @@ class GyroTrigger(_Section):
 
     kind: Literal["gyro"]
     start_on: Literal["heel_off", "toe_off"] = "heel_off"
+    placement: Placement = Field(default="foot", description="where the IMU is worn")
 
 
 class TiltTrigger(_Section):
@@ -83,6 +97,7 @@ class TiltTrigger(_Section):
         gt=0, le=60, description="backward tilt from standing (degrees) that starts a step")
     tilt_heel_strike_deg: float = Field(
         gt=0, le=60, description="forward tilt from standing (degrees) that ends it")
+    placement: Placement = Field(default="shank", description="where the IMU is worn")
 
 
 class CadenceTrigger(_Section):
@@ -170,6 +185,17 @@ class GaitProtocol(_ProtocolBase):
     def safety_config(self) -> SafetyConfig:
         """The supervisor's view of this protocol."""
         return self._safety_config("gait", self.stimulation)
+
+    @model_validator(mode="after")
+    def _fits_a_walk(self) -> Any:
+        """Refuse a protocol whose bursts cannot cover every swing within its limits (see
+        :mod:`protocols.duty`)."""
+        from protocols.duty import check_gait
+
+        problems = check_gait(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 Exercise = Literal[

@@ -19,3 +19,7 @@ class GaitDetector(Protocol):
 
     def reset(self) -> None:
         """Forget the walk so far (after a pause or a fault)."""
+
+    def drain_notes(self) -> list[str]:
+        """What the detector changed about its calibration since last asked, in words
+        (for the session record); usually nothing."""

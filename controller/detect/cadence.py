@@ -24,6 +24,10 @@ class CadenceTrigger:
         self._origin_s = None
         self._emitted = 0
 
+    def drain_notes(self) -> list[str]:
+        """A timed cadence has no calibration to change."""
+        return []
+
     def update(self, sample: Sample) -> list[GaitEvent]:
         if self._origin_s is None:
             self._origin_s = sample.t_s

@@ -17,5 +17,6 @@ def make_detector(trigger: GyroTrigger | TiltSettings | CadenceSettings,
     if isinstance(trigger, CadenceSettings):
         return CadenceTrigger(trigger.cadence_steps_per_min, trigger.swing_fraction)
     if isinstance(trigger, TiltSettings):
-        return TiltTrigger(trigger.tilt_heel_off_deg, trigger.tilt_heel_strike_deg, calibration)
-    return GyroGaitDetector(calibration)
+        return TiltTrigger(trigger.tilt_heel_off_deg, trigger.tilt_heel_strike_deg, calibration,
+                           trigger.placement)
+    return GyroGaitDetector(calibration, trigger.placement)

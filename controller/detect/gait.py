@@ -10,19 +10,25 @@ foot- or a shank-worn sensor alike:
   and only in its last part (judged from the learned stance and stride times).
 * TOE_OFF: the bottom of that dip (foot: the push-off peak; shank: the pre-swing minimum),
   emitted as soon as ``w`` has come back halfway, which is a few samples later.
+  A swing that rises with no such dip (a turn, a weak first step) opens with a late
+  TOE_OFF at its upward crossing: a swing is never left unstimulated for want of a dip.
 * MID_SWING: the swing peak, once ``w`` has dropped clearly below it.
-* HEEL_STRIKE: the acceleration-norm impact peak that follows the terminal-swing reversal,
-  or the reversal itself when no impact shows up (soft landing, shuffling).
+* HEEL_STRIKE: the first acceleration-norm impact peak that follows the terminal-swing
+  reversal (or, in a pivot step with no reversal, any impact after the swing peak); the
+  reversal itself when no impact shows up (soft landing, shuffling).
+* STEP_END: an open step that found no heel strike (no toe-off after a heel-off, a swing
+  that ran out of time, the limb still mid-step), so its output stops at once instead of
+  running into stance.
 * STILL: no rotation for longer than a stance phase lasts.
 
-Every threshold is a fraction of a calibrated magnitude or of the stride time, and each
-detected stride moves those magnitudes a little (exponential averaging), so the detector
-follows speed changes without per-recording constants. A stance refractory period, a
-fraction of the stride, keeps the foot-flat rotation after heel strike from passing for
-a push-off.
+Every threshold is a fraction of a calibrated magnitude or of the stride time. The
+magnitudes start from a stored calibration or from typical adult values and every stride
+moves them (a running mean over the first strides, exponential averaging after), so the
+detector follows the walker without per-recording constants and without a warm-up. A
+stance refractory period, a fraction of the stride, keeps the foot-flat rotation after
+heel strike from passing for a push-off.
 
-Per-sample work is plain float arithmetic on a fixed set of attributes: no numpy, no
-growing containers once calibrated.
+Per-sample work is float arithmetic on a fixed set of attributes; the axis is kept by :class:`controller.detect.axis_watch.AxisWatch`.
 """
 
 from __future__ import annotations
@@ -30,12 +36,12 @@ from __future__ import annotations
 import math
 from enum import Enum
 
+from controller.detect.axis_watch import AxisWatch
 from controller.detect.calibration import (
     IMPACT_MIN_MPS2,
-    MOVING_DPS,
     GaitCalibration,
-    WarmUp,
-    replay,
+    Placement,
+    typical_calibration,
 )
 from controller.types import GaitEvent, GaitEventKind, Sample
 
@@ -57,15 +63,21 @@ IMPACT_SEARCH_S = 0.15
 """How long after the terminal-swing reversal the impact may come."""
 IMPACT_CONFIRM_S = 0.05
 """A peak with no higher value for this long is the impact."""
+PEAK_DROP = 0.8
 STANCE_REFRACTORY_FRACTION = 0.3
-SWING_TIMEOUT_FRACTION = 0.8
+SWING_TIMEOUT_FRACTION = 0.6
+"""A swing lasts about 0.4 of a stride; one with no heel strike by 0.6 is closed."""
+HEEL_OFF_TIMEOUT_FRACTION = 0.4
+"""Heel-off comes about 0.2 of a stride before toe-off; twice that with no toe-off ends it."""
+STEP_STILL_S = 0.15
+"""A limb this still in an open step is on the ground: the step is closed."""
 STILL_DPS = 20.0
 STILL_MIN_S = 0.5
 STILL_STRIDE_FRACTION = 0.75
 """Stillness must outlast a stance phase, else every foot-flat would be a stop."""
 ADAPT_RATE = 0.2
-AXIS_FORGET = 0.9
-"""Per stride, the weight the past keeps in the axis estimate."""
+SETTLED_LEARNING = 4
+"""A stored calibration counts as this many strides seen: it is refined at ``ADAPT_RATE``."""
 
 
 class _Phase(Enum):
@@ -77,58 +89,63 @@ class _Phase(Enum):
 class GyroGaitDetector:
     """The gyroscope gait detector (a ``GaitDetector``).
 
-    With a ``calibration`` (from ``calibrate`` on a calibration walk) it detects from the
-    first sample. Without one it buffers the first seconds of walking, calibrates on them
-    as soon as two heel strikes are in, and replays the buffer: the events of those first
-    steps then come out late, their ``detected_at_s`` showing by how much.
+    It detects from the first step. With a stored ``calibration`` it starts from that
+    (checked against the walk stride by stride: see :mod:`controller.detect.axis_watch`);
+    without one it starts from typical adult values for its ``placement`` and takes the
+    axis from the limb's first movement. Either way every stride refines the magnitudes a
+    little, so no calibration work ever runs as a batch inside a control tick.
     """
 
-    def __init__(self, calibration: GaitCalibration | None = None) -> None:
+    def __init__(self, calibration: GaitCalibration | None = None,
+                 placement: Placement = "foot") -> None:
         self._initial = calibration
-        self._engine: _Engine | None = None
-        self._warm_up = WarmUp()
-        self._calibrated_at_s: float | None = None
+        self._placement = placement
         self.reset()
 
     @property
     def calibration(self) -> GaitCalibration | None:
-        """The calibration in use, including what walking has taught it since."""
-        return self._engine.calibration() if self._engine else None
+        """The calibration in use, including what walking has taught it since (None
+        before the limb has moved)."""
+        return self._engine.calibration()
 
     @property
     def calibrated_at_s(self) -> float | None:
-        """When self-calibration finished; events before it were replayed late."""
-        return self._calibrated_at_s
+        """Always None: nothing is replayed late any more (kept for the scoring's sake)."""
+        return None
+
+    def drain_notes(self) -> list[str]:
+        """What the detector changed about its calibration since last asked, in words."""
+        notes = self._engine.watch.notes
+        self._engine.watch.notes = []
+        return notes
 
     def reset(self) -> None:
         """Forget the walk; a calibration given or learned is kept (the mounting is)."""
-        kept = self.calibration or self._initial
-        self._engine = _Engine(kept) if kept else None
-        self._warm_up = WarmUp()
+        engine: _Engine | None = getattr(self, "_engine", None)
+        kept = engine.calibration() if engine is not None else None
+        if kept is not None:
+            self._engine = _Engine(kept, stored=True)
+        elif self._initial is not None:
+            self._engine = _Engine(self._initial, stored=True)
+        else:
+            self._engine = _Engine(typical_calibration(self._placement), stored=False)
 
     def update(self, sample: Sample) -> list[GaitEvent]:
-        if self._engine is not None:
-            return self._engine.step(sample)
-        calibration = self._warm_up.feed(sample)
-        if calibration is None:
-            return []
-        self._engine = _Engine(calibration)
-        self._calibrated_at_s = sample.t_s
-        return replay(self._warm_up.drain(), self._engine.step, sample.t_s)
+        return self._engine.step(sample)
 
 
 class _Engine:
-    """The per-sample state machine for one calibrated sensor."""
+    """The per-sample state machine for one sensor."""
 
-    def __init__(self, calibration: GaitCalibration) -> None:
-        self._axis = calibration.axis
+    def __init__(self, calibration: GaitCalibration, stored: bool) -> None:
+        self.watch = AxisWatch(calibration.axis if stored else None, calibration.impact_mps2,
+                               stored, calibration.push_off_peak_dps)
         self._swing_peak_dps = calibration.swing_peak_dps
         self._push_off_dps = calibration.push_off_peak_dps
         self._impact_mps2 = calibration.impact_mps2
         self._stride_s = calibration.stride_s
         self._stance_s = DEFAULT_STANCE_FRACTION * calibration.stride_s
-        # Second moments of the moving angular velocity, for following the axis.
-        self._moments = [0.0] * 6
+        self._strides_learned = SETTLED_LEARNING if stored else 1
         self._phase = _Phase.STANCE
         self._t_last_ic_s = -math.inf
         self._t_last_s = -math.inf
@@ -136,6 +153,7 @@ class _Engine:
         self._dip_dps = 0.0
         self._t_dip_s = 0.0
         self._heel_off_sent = False
+        self._t_heel_off_s = 0.0
         self._t_toe_off_s = 0.0
         self._peak_dps = 0.0
         self._t_peak_s = 0.0
@@ -145,38 +163,46 @@ class _Engine:
         self._t_impact_s = 0.0
         self._still_since_s: float | None = None
         self._still_sent = False
+        self._step_still_sent = False
 
-    def calibration(self) -> GaitCalibration:
-        return GaitCalibration(
-            self._axis, self._swing_peak_dps, self._push_off_dps, self._impact_mps2, self._stride_s
-        )
+    def calibration(self) -> GaitCalibration | None:
+        axis = self.watch.axis
+        if axis is None:
+            return None
+        return GaitCalibration(axis, self._swing_peak_dps, self._push_off_dps,
+                               self._impact_mps2, self._stride_s)
 
     def step(self, sample: Sample) -> list[GaitEvent]:
         t = sample.t_s
         gx, gy, gz = sample.gyro_dps
-        ax, ay, az = self._axis
+        fx, fy, fz = sample.acc_mps2
+        acc_norm = math.sqrt(fx * fx + fy * fy + fz * fz)
+        watch = self.watch
+        watch.feed(t, sample.gyro_dps, acc_norm)
+        events: list[GaitEvent] = []
+        axis = watch.axis
+        if axis is None:
+            self._t_last_s = t
+            return events
+        if watch.flipped:
+            watch.flipped = False
+            self._swing_peak_dps, self._push_off_dps = self._push_off_dps, self._swing_peak_dps
+            self._close_step(t, events)
+        ax, ay, az = axis
         w = gx * ax + gy * ay + gz * az
         speed2 = gx * gx + gy * gy + gz * gz
-        events: list[GaitEvent] = []
-        if speed2 > MOVING_DPS * MOVING_DPS:
-            m = self._moments
-            m[0] += gx * gx
-            m[1] += gy * gy
-            m[2] += gz * gz
-            m[3] += gx * gy
-            m[4] += gx * gz
-            m[5] += gy * gz
         self._watch_still(t, speed2, events)
         phase = self._phase
         if phase is _Phase.STANCE:
             self._stance(t, w, events)
+            if self._heel_off_sent and self._phase is _Phase.STANCE:
+                self._heel_off_unanswered(t, events)
         elif phase is _Phase.SWING:
-            self._swing(t, w)
+            self._swing(t, w, acc_norm, events)
             if self._phase is _Phase.SWING and not self._mid_swing_sent:
                 self._mid_swing(t, w, events)
         else:
-            fx, fy, fz = sample.acc_mps2
-            self._impact(t, math.sqrt(fx * fx + fy * fy + fz * fz), events)
+            self._impact(t, acc_norm, events)
         self._last_w_dps = w
         self._t_last_s = t
         return events
@@ -188,12 +214,13 @@ class _Engine:
             self._learn_stance(self._t_dip_s - self._t_last_ic_s)
             self._start_swing(self._t_dip_s, w)
             return
-        if w > SWING_FRACTION * self._swing_peak_dps:
-            # A swing with no toe-off seen (turn, shuffle): follow it silently so that
-            # the heel strike ending it is found and the phase is right again.
-            self._start_swing(t, w)
-            return
         if t - self._t_last_ic_s < STANCE_REFRACTORY_FRACTION * self._stride_s:
+            return  # early stance: the rotation of the foot settling, never a swing
+        if w > SWING_FRACTION * self._swing_peak_dps:
+            # A swing with no push-off dip seen (a turn, a shuffle, a weak first step): it
+            # still needs the foot lifted, so it opens the step, late, at the upward crossing.
+            events.append(self._event(GaitEventKind.TOE_OFF, self._crossing_up_s(t, w), t))
+            self._start_swing(t, w)
             return
         if w >= 0.0:
             self._dip_dps = 0.0
@@ -222,7 +249,14 @@ class _Engine:
         if t < opens_s:
             return
         self._heel_off_sent = True
-        events.append(self._event(GaitEventKind.HEEL_OFF, max(t_crossed_s, opens_s), t))
+        self._t_heel_off_s = max(t_crossed_s, opens_s)
+        events.append(self._event(GaitEventKind.HEEL_OFF, self._t_heel_off_s, t))
+
+    def _heel_off_unanswered(self, t: float, events: list[GaitEvent]) -> None:
+        """A heel-off with no toe-off in time (the heel rose and came down, the foot
+        pivoted, the walk ended) closes its step rather than stimulate into stance."""
+        if t - self._t_heel_off_s > HEEL_OFF_TIMEOUT_FRACTION * self._stride_s:
+            self._close_step(t, events)
 
     def _learn_stance(self, stance_s: float) -> None:
         """Follow the heel-strike-to-toe-off time, ignoring strides with a missed event."""
@@ -237,7 +271,7 @@ class _Engine:
         self._t_peak_s = t_start
         self._mid_swing_sent = False
 
-    def _swing(self, t: float, w: float) -> None:
+    def _swing(self, t: float, w: float, acc_norm: float, events: list[GaitEvent]) -> None:
         if w > self._peak_dps:
             self._peak_dps = w
             self._t_peak_s = t
@@ -248,12 +282,19 @@ class _Engine:
             self._dip_dps = w
             self._t_dip_s = t
         elif swung and w < 0.0:
-            self._phase = _Phase.IMPACT
-            self._t_reversal_s = self._crossing(t, w, 0.0)
-            self._impact_peak_mps2 = 0.0
-            self._t_impact_s = t
+            self._enter_impact(self._crossing(t, w, 0.0), t)
+        elif not swung and acc_norm > self._impact_threshold() and t > self._t_peak_s:
+            # A weak swing (a pivot step) that lands without a clear reversal: the impact
+            # closes it. (A full swing's own acceleration can pass the threshold.)
+            self._enter_impact(t, t)
         elif t - self._t_toe_off_s > SWING_TIMEOUT_FRACTION * self._stride_s:
-            self._back_to_stance()
+            self._close_step(t, events)
+
+    def _enter_impact(self, t_reversal_s: float, t: float) -> None:
+        self._phase = _Phase.IMPACT
+        self._t_reversal_s = t_reversal_s
+        self._impact_peak_mps2 = 0.0
+        self._t_impact_s = t
 
     def _mid_swing(self, t: float, w: float, events: list[GaitEvent]) -> None:
         if (
@@ -263,27 +304,51 @@ class _Engine:
             self._mid_swing_sent = True
             events.append(self._event(GaitEventKind.MID_SWING, self._t_peak_s, t))
 
+    def _impact_threshold(self) -> float:
+        return max(IMPACT_MIN_MPS2, IMPACT_FRACTION * self._impact_mps2)
+
     def _impact(self, t: float, acc_norm_mps2: float, events: list[GaitEvent]) -> None:
+        """The heel strike is the first impact peak after the reversal, not the largest.
+
+        The heel's contact makes the first peak; a forefoot slap or a heavy shoe can make a
+        later, larger one 20-60 ms on, and taking that spreads the timing. A peak is known
+        once the norm falls back below ``PEAK_DROP`` of it (a sample or two), or after
+        ``IMPACT_CONFIRM_S``.
+        """
         if acc_norm_mps2 > self._impact_peak_mps2:
             self._impact_peak_mps2 = acc_norm_mps2
             self._t_impact_s = t
-        threshold = max(IMPACT_MIN_MPS2, IMPACT_FRACTION * self._impact_mps2)
-        found = self._impact_peak_mps2 >= threshold
-        if found and t - self._t_impact_s >= IMPACT_CONFIRM_S:
+        found = self._impact_peak_mps2 >= self._impact_threshold()
+        if found and (acc_norm_mps2 < PEAK_DROP * self._impact_peak_mps2
+                      or t - self._t_impact_s >= IMPACT_CONFIRM_S):
             self._heel_strike(self._t_impact_s, t, events)
         elif t - self._t_reversal_s >= IMPACT_SEARCH_S:
             self._heel_strike(self._t_impact_s if found else self._t_reversal_s, t, events)
 
+    def _learning_rate(self) -> float:
+        """Fast at first (a running mean over the strides seen), then exponential."""
+        return max(ADAPT_RATE, 1.0 / (self._strides_learned + 1))
+
     def _heel_strike(self, t_event: float, t: float, events: list[GaitEvent]) -> None:
         events.append(self._event(GaitEventKind.HEEL_STRIKE, t_event, t))
+        rate = self._learning_rate()
         stride_s = t_event - self._t_last_ic_s
         if 0.5 * self._stride_s < stride_s < 2.0 * self._stride_s:
-            self._stride_s += ADAPT_RATE * (stride_s - self._stride_s)
-        self._swing_peak_dps += ADAPT_RATE * (self._peak_dps - self._swing_peak_dps)
-        self._push_off_dps += ADAPT_RATE * (-self._dip_dps - self._push_off_dps)
-        self._impact_mps2 += ADAPT_RATE * (self._impact_peak_mps2 - self._impact_mps2)
+            self._stride_s += rate * (stride_s - self._stride_s)
+        if self._peak_dps > SWING_FRACTION * self._swing_peak_dps:
+            self._swing_peak_dps += rate * (self._peak_dps - self._swing_peak_dps)
+            if self._dip_dps < 0.0:
+                self._push_off_dps += rate * (-self._dip_dps - self._push_off_dps)
+            if self._impact_peak_mps2 > IMPACT_MIN_MPS2:
+                self._impact_mps2 += rate * (self._impact_peak_mps2 - self._impact_mps2)
+            self._strides_learned += 1
         self._t_last_ic_s = t_event
-        self._follow_axis()
+        self._back_to_stance()
+
+    def _close_step(self, t: float, events: list[GaitEvent]) -> None:
+        """End an open step that found no heel strike, so its output stops now."""
+        if self._phase is not _Phase.STANCE or self._heel_off_sent:
+            events.append(self._event(GaitEventKind.STEP_END, t, t))
         self._back_to_stance()
 
     def _back_to_stance(self) -> None:
@@ -291,30 +356,22 @@ class _Engine:
         self._dip_dps = 0.0
         self._heel_off_sent = False
 
-    def _follow_axis(self) -> None:
-        """One power-iteration step on the moving-rotation moments, once per stride.
-
-        Starting from the current axis keeps its sign, and one step per stride is enough to
-        follow a sensor that slips slowly on the limb.
-        """
-        mxx, myy, mzz, mxy, mxz, myz = self._moments
-        x, y, z = self._axis
-        nx = mxx * x + mxy * y + mxz * z
-        ny = mxy * x + myy * y + myz * z
-        nz = mxz * x + myz * y + mzz * z
-        norm = math.sqrt(nx * nx + ny * ny + nz * nz)
-        if norm > 0.0:
-            self._axis = (nx / norm, ny / norm, nz / norm)
-        self._moments = [m * AXIS_FORGET for m in self._moments]
-
     def _watch_still(self, t: float, speed2: float, events: list[GaitEvent]) -> None:
         if speed2 > STILL_DPS * STILL_DPS:
             self._still_since_s = None
-            self._still_sent = False
+            self._still_sent = self._step_still_sent = False
             return
         if self._still_since_s is None:
             self._still_since_s = t
-        elif not self._still_sent and t - self._still_since_s >= max(
+            return
+        still_s = t - self._still_since_s
+        in_step = self._phase is not _Phase.STANCE or self._heel_off_sent
+        if in_step and not self._step_still_sent and still_s >= STEP_STILL_S \
+                and self._phase is not _Phase.IMPACT:
+            # A foot that stops rotating mid-step has landed (or never left): close it.
+            self._step_still_sent = True
+            self._close_step(t, events)
+        elif not self._still_sent and still_s >= max(
             STILL_MIN_S, STILL_STRIDE_FRACTION * self._stride_s
         ):
             self._still_sent = True
@@ -329,6 +386,11 @@ class _Engine:
             return t
         fraction = (level - previous) / (w - previous)
         return self._t_last_s + min(1.0, max(0.0, fraction)) * (t - self._t_last_s)
+
+    def _crossing_up_s(self, t: float, w: float) -> float:
+        """Roughly when a rising ``w`` left zero (linear back-extrapolation, one step)."""
+        slope = (w - self._last_w_dps) / max(t - self._t_last_s, 1e-6)
+        return max(self._t_last_s, t - w / slope) if slope > 0 else t
 
     @staticmethod
     def _event(kind: GaitEventKind, t_event: float, t: float) -> GaitEvent:

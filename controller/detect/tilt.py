@@ -10,15 +10,17 @@ hysteresis; each event re-arms the other.
 Tilt comes from the sensor's own fused angle when ``Sample.angle_deg`` is given, else from
 a complementary filter: integrated sagittal rate, pulled slowly (time constant about a
 second) towards the accelerometer's gravity direction, which is right on average but
-disturbed by every step. The sagittal axis and its sign come from a ``GaitCalibration``,
-given or learned from the first steps exactly as the gyro detector does.
+disturbed by every step. The sagittal axis and its sign come from a stored
+``GaitCalibration`` or from the walk itself, kept by the same
+:class:`controller.detect.axis_watch.AxisWatch` the gyro detector uses.
 """
 
 from __future__ import annotations
 
 import math
 
-from controller.detect.calibration import GaitCalibration, WarmUp, replay
+from controller.detect.axis_watch import AxisWatch
+from controller.detect.calibration import GaitCalibration, Placement, typical_calibration
 from controller.types import GaitEvent, GaitEventKind, Sample, Vector3
 
 FILTER_TIME_CONSTANT_S = 1.0
@@ -45,23 +47,29 @@ class TiltTrigger:
         tilt_heel_off_deg: float,
         tilt_heel_strike_deg: float,
         calibration: GaitCalibration | None = None,
+        placement: Placement = "foot",
     ) -> None:
         if tilt_heel_off_deg <= 0 or tilt_heel_strike_deg <= 0:
             raise ValueError("tilt thresholds are magnitudes in degrees and must be positive")
         self._heel_off_deg = tilt_heel_off_deg
         self._heel_strike_deg = tilt_heel_strike_deg
-        self._calibration = calibration
-        self._calibrated_at_s: float | None = None
+        start = calibration or typical_calibration(placement)
+        self._watch = AxisWatch(calibration.axis if calibration else None, start.impact_mps2,
+                                calibration is not None, start.push_off_peak_dps)
         self.reset()
 
     @property
     def calibrated_at_s(self) -> float | None:
-        """When self-calibration finished; events before it were replayed late."""
-        return self._calibrated_at_s
+        """Always None: nothing is replayed late (kept for the scoring's sake)."""
+        return None
+
+    def drain_notes(self) -> list[str]:
+        """What the axis watch changed since last asked, in words."""
+        notes, self._watch.notes = self._watch.notes, []
+        return notes
 
     def reset(self) -> None:
-        """Forget the walk and the standing posture; a calibration given or learned is kept."""
-        self._warm_up = WarmUp()
+        """Forget the walk and the standing posture; the axis found or given is kept."""
         self._standing_sum = [0.0, 0.0, 0.0]
         self._standing: Vector3 | None = None
         self._tilt_deg = 0.0
@@ -76,12 +84,12 @@ class TiltTrigger:
     def update(self, sample: Sample) -> list[GaitEvent]:
         if self._standing is None:
             self._learn_standing(sample)
-        if self._calibration is None:
-            self._calibration = self._warm_up.feed(sample)
-            if self._calibration is None:
-                return []
-            self._calibrated_at_s = sample.t_s
-            return replay(self._warm_up.drain(), self._step, sample.t_s)
+        a = sample.acc_mps2
+        self._watch.feed(sample.t_s, sample.gyro_dps,
+                         math.sqrt(a[0] * a[0] + a[1] * a[1] + a[2] * a[2]))
+        if self._watch.axis is None:
+            return []
+        self._watch.flipped = False
         return self._step(sample)
 
     def _learn_standing(self, sample: Sample) -> None:
@@ -99,7 +107,6 @@ class TiltTrigger:
             self._standing = acc
 
     def _step(self, sample: Sample) -> list[GaitEvent]:
-        assert self._calibration is not None
         previous_deg = self._tilt_deg
         t_previous = self._t_last_s
         self._tilt_deg = self._estimate(sample)
@@ -119,9 +126,9 @@ class TiltTrigger:
         return [GaitEvent(kind, t_event, sample.t_s)]
 
     def _estimate(self, sample: Sample) -> float:
-        assert self._calibration is not None
         standing = self._standing or _unit(sample.acc_mps2)
-        axis = self._calibration.axis
+        axis = self._watch.axis
+        assert axis is not None
         if sample.angle_deg is not None:
             return _tilt_between(standing, gravity_from_angles(sample.angle_deg), axis)
         measured = _tilt_between(standing, _unit(sample.acc_mps2), axis)
