@@ -49,6 +49,8 @@ HEEL_OFF_FRACTION = 0.1
 """Push-off rotation past this fraction of its calibrated peak is heel-off."""
 HEEL_OFF_LEAD_FRACTION = 0.2
 """Heel-off comes at most this fraction of a stride before toe-off (healthy: ~0.15-0.2)."""
+HEEL_OFF_WINDOW_FRACTION = 0.4
+"""How long after it opens (a fraction of the stride) a stance still takes a heel-off."""
 DEFAULT_STANCE_FRACTION = 0.6
 """Stance time assumed, as a fraction of the stride, until toe-offs have been seen."""
 STANCE_RANGE_FRACTION = (0.3, 0.9)
@@ -57,6 +59,10 @@ TOE_OFF_DEPTH_FRACTION = 0.4
 TOE_OFF_REBOUND_FRACTION = 0.5
 SWING_FRACTION = 0.4
 """A swing must reach this fraction of the calibrated swing peak to count."""
+RISE_CONFIRM_S = 0.0
+"""A swing seen without its push-off dip must last this long beyond its first sample above
+the level. One more sample is enough to pass over an impact's one-sample jolt; waiting
+longer (20 ms was tried) loses the short swings of turns and first steps."""
 MID_SWING_DROP_FRACTION = 0.7
 IMPACT_FRACTION = 0.6
 IMPACT_SEARCH_S = 0.15
@@ -153,6 +159,8 @@ class _Engine:
         self._dip_dps = 0.0
         self._t_dip_s = 0.0
         self._heel_off_sent = False
+        self._heel_off_skipped = False
+        self._t_rise_s: float | None = None
         self._t_heel_off_s = 0.0
         self._t_toe_off_s = 0.0
         self._peak_dps = 0.0
@@ -218,15 +226,20 @@ class _Engine:
             return  # early stance: the rotation of the foot settling, never a swing
         if w > SWING_FRACTION * self._swing_peak_dps:
             # A swing with no push-off dip seen (a turn, a shuffle, a weak first step): it
-            # still needs the foot lifted, so it opens the step, late, at the upward crossing.
-            events.append(self._event(GaitEventKind.TOE_OFF, self._crossing_up_s(t, w), t))
-            self._start_swing(t, w)
+            # still needs the foot lifted, so once it has lasted long enough not to be an
+            # impact's jolt it opens the step, late, at its upward crossing.
+            if self._t_rise_s is None:
+                self._t_rise_s = self._crossing_up_s(t, w)
+            elif t - self._t_rise_s >= RISE_CONFIRM_S:
+                events.append(self._event(GaitEventKind.TOE_OFF, self._t_rise_s, t))
+                self._start_swing(t, w)
             return
+        self._t_rise_s = None
         if w >= 0.0:
             self._dip_dps = 0.0
             return
         level = -HEEL_OFF_FRACTION * self._push_off_dps
-        if not self._heel_off_sent and w < level:
+        if not (self._heel_off_sent or self._heel_off_skipped) and w < level:
             self._heel_off(t, self._crossing(t, w, level), events)
         if w < self._dip_dps:
             self._dip_dps = w
@@ -241,12 +254,19 @@ class _Engine:
         stance gives one heel-off, never earlier than ``HEEL_OFF_LEAD_FRACTION`` of a
         stride before the toe-off its learned stance time predicts, and only in a stance
         that began with a heel strike: the first step from standing has no stance start
-        to time it from and is opened by its toe-off instead.
+        to time it from and is opened by its toe-off instead. Nor later than
+        ``HEEL_OFF_WINDOW_FRACTION`` of a stride after it could first come: a heel rising
+        that late belongs to someone standing, not walking.
         """
         if self._t_last_ic_s == -math.inf:
             return
         opens_s = self._t_last_ic_s + self._stance_s - HEEL_OFF_LEAD_FRACTION * self._stride_s
         if t < opens_s:
+            return
+        if t > opens_s + HEEL_OFF_WINDOW_FRACTION * self._stride_s:
+            # Far later than the walk's rhythm says: the walker has stopped and shifts
+            # weight. A real step that follows still opens with its toe-off.
+            self._heel_off_skipped = True
             return
         self._heel_off_sent = True
         self._t_heel_off_s = max(t_crossed_s, opens_s)
@@ -266,6 +286,7 @@ class _Engine:
 
     def _start_swing(self, t_start: float, w: float) -> None:
         self._phase = _Phase.SWING
+        self._t_rise_s = None
         self._t_toe_off_s = t_start
         self._peak_dps = w
         self._t_peak_s = t_start
@@ -354,7 +375,7 @@ class _Engine:
     def _back_to_stance(self) -> None:
         self._phase = _Phase.STANCE
         self._dip_dps = 0.0
-        self._heel_off_sent = False
+        self._heel_off_sent = self._heel_off_skipped = False
 
     def _watch_still(self, t: float, speed2: float, events: list[GaitEvent]) -> None:
         if speed2 > STILL_DPS * STILL_DPS:

@@ -14,6 +14,10 @@ recording, with the reference's own times substituted wherever it has them:
   walk's median swing peak; toe-off is the push-off peak before it (within 5 ms of the
   reference toe-off on the shared walks), heel strike the impact after its reversal;
 * a reference toe-off or heel strike within ``REFERENCE_MATCH_S`` replaces the offline one.
+
+A burst "starts in the first half of a stance" when it begins between a heel strike and
+the middle of the stance that follows; where the walker stopped (the foot down more than
+``STOP_FACTOR`` typical stances), the middle of a typical stance is used instead.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ MIN_SWING_S = 0.15
 PUSH_OFF_SEARCH_S = 0.3
 IMPACT_SEARCH_S = 0.15
 REFERENCE_MATCH_S = 0.1
+STOP_FACTOR = 2.0
+"""A stance longer than this many typical stances is a stop, judged as a typical stance."""
 COVERED_FRACTION = 0.5
 """A swing with output for less than this share of it counts as not stimulated."""
 
@@ -160,8 +166,13 @@ def score_delivery(swings: Sequence[Swing], bursts: Sequence[tuple[float, float]
                      if on < swing.heel_strike_s and off > swing.toe_off_s), default=None)
         if onset is not None:
             result.onsets_s.append(onset - swing.toe_off_s)
+    stances_s = [b.toe_off_s - a.heel_strike_s for a, b in itertools.pairwise(swings)]
+    typical_s = float(np.median(stances_s)) if stances_s else 0.0
     for previous, following in itertools.pairwise(swings):
-        half_s = previous.heel_strike_s + (following.toe_off_s - previous.heel_strike_s) / 2
+        # A foot that stays down far longer than a step's stance belongs to a walker who
+        # stopped: its "first half" is that of a typical stance, not of the whole stop.
+        stance_s = min(following.toe_off_s - previous.heel_strike_s, STOP_FACTOR * typical_s)
+        half_s = previous.heel_strike_s + stance_s / 2
         result.early_stance_bursts += sum(previous.heel_strike_s < on < half_s
                                           for on, _ in bursts)
     return result
