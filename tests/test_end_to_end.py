@@ -331,6 +331,9 @@ class Stuck:
     def reset(self):
         self.inner.reset()
 
+    def drain_notes(self):
+        return self.inner.drain_notes()
+
     def update(self, sample):
         if os.path.exists(flag):
             with open(blocked, "w") as out:
@@ -401,6 +404,9 @@ def test_a_loop_that_comes_back_after_a_stall_stays_off_until_a_reset(
 
         def reset(self) -> None:
             self.inner.reset()
+
+        def drain_notes(self) -> list[str]:
+            return list(self.inner.drain_notes())
 
         def update(self, sample: Any) -> Any:
             if self.armed:

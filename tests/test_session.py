@@ -124,6 +124,9 @@ class ToeOffsOnly:
     def reset(self) -> None:
         self._next_s = None
 
+    def drain_notes(self) -> list[str]:
+        return []
+
     def update(self, sample: Sample) -> list[GaitEvent]:
         if self._next_s is None:
             self._next_s = sample.t_s + 0.5
