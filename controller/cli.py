@@ -43,10 +43,12 @@ from controller.devices.recording import RecordingFormatError
 from controller.observe import SessionObserver
 from controller.record import default_db_path
 from controller.runner import SessionRunner
+from controller.safety import TRIM_MARGIN, LimitViolation
 from controller.terminal_keys import HELP as KEYS_HELP
 from controller.terminal_keys import TerminalKeys
 from controller.types import Cue, Sample, SessionSummary, StatusLine
 from protocols import ExerciseProtocol, GaitProtocol, Protocol, ProtocolError, load_protocol
+from protocols.duty import CADENCE_RANGE_SPM, check_gait, gait_on_time, stride_range_s
 from protocols.loader import LIBRARY, library_protocols
 from simulator import BUNDLED_WALK
 from simulator.limb import ANATOMICAL_LIMIT_DEG
@@ -73,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.handler(args)
-    except (InputError, ProtocolError, RecordingFormatError, CalibrationFileError) as exc:
+    except (InputError, ProtocolError, RecordingFormatError, CalibrationFileError,
+            LimitViolation) as exc:
         errors.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_BAD_INPUT
     return code
@@ -109,8 +112,12 @@ def _parser() -> argparse.ArgumentParser:
 
     protocol = commands.add_parser("protocol", help="check or list protocols")
     protocol_commands = protocol.add_subparsers(dest="protocol_command", required=True)
-    check = protocol_commands.add_parser("check", help="validate a protocol file")
+    check = protocol_commands.add_parser(
+        "check", help="validate a protocol file; for gait, its on-time over a cadence range")
     check.add_argument("file", type=Path)
+    check.add_argument("--cadence", metavar="LOW-HIGH", type=_cadence_range,
+                       default=CADENCE_RANGE_SPM,
+                       help="steps per minute the walk may take (default: %(default)s)")
     check.set_defaults(handler=_protocol_check)
     listing = protocol_commands.add_parser("list", help="list the bundled protocols")
     listing.set_defaults(handler=_protocol_list)
@@ -253,12 +260,43 @@ def _devices(args: argparse.Namespace) -> int:
 
 # -- fes protocol ------------------------------------------------------------------------
 
+def _cadence_range(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(part) for part in text.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use LOW-HIGH steps/min, e.g. 60-120") \
+            from None
+    if not 10 <= low <= high <= 200:
+        raise argparse.ArgumentTypeError(f"{text!r}: need 10 <= LOW <= HIGH <= 200 steps/min")
+    return low, high
+
+
 def _protocol_check(args: argparse.Namespace) -> int:
     protocol = load_protocol(args.file)
+    if isinstance(protocol, GaitProtocol):
+        problems = check_gait(protocol, args.cadence)
+        _print_on_time(protocol, args.cadence)
+        if problems:
+            raise InputError(f"{args.file}: " + "; ".join(problems))
     console.print(f"[green]ok[/] {args.file}: {protocol.name!r}, {protocol.mode}, "
                   f"{len(protocol.channels)} channel(s), {_what_drives(protocol)}, "
                   f"{protocol.stimulation.frequency_hz:g} Hz", highlight=False)
     return EXIT_OK
+
+
+def _print_on_time(protocol: GaitProtocol, cadence_range: tuple[float, float]) -> None:
+    """Estimated on-time per stride across the cadence range, against the limit."""
+    limit = protocol.stimulation.duty_cycle_max
+    table = Table("steps/min", "stride s", "burst s", "on-time", "trimmed",
+                  title=f"estimated on-time (limit {100 * limit:.0f} % over 60 s)")
+    slow_s, fast_s = stride_range_s(protocol, cadence_range)
+    for stride_s in sorted({slow_s, (slow_s + fast_s) / 2, fast_s}, reverse=True):
+        on = gait_on_time(protocol, stride_s)
+        trim = "" if on.full <= limit - TRIM_MARGIN else " (trimmed near the limit)"
+        table.add_row(f"{on.cadence_spm:.0f}", f"{stride_s:.2f}",
+                      f"{on.step_s + on.tail_s:.2f}", f"{100 * on.full:.0f} %{trim}",
+                      f"{100 * on.trimmed:.0f} %")
+    console.print(table)
 
 
 def _protocol_list(args: argparse.Namespace) -> int:
@@ -448,6 +486,8 @@ def _print_summary(summary: SessionSummary, protocol: Protocol) -> None:
         table.add_row(f"charge ch{channel}", f"{charge / 1000:.2f} mC ({sites[channel]})")
     faults = "\n".join(f"{f['t_s']:.2f} s {f['kind']}: {f['detail']}" for f in summary.faults)
     table.add_row("faults", faults or "none")
+    for warning in summary.warnings:
+        table.add_row("[yellow]warning[/]", escape(warning))
     table.add_row("record", f"{summary.record_path} (session {summary.session_id})")
     console.print(table)
 

@@ -129,6 +129,10 @@ class ExerciseControl:
             self._observers.cue(Cue(now_s, "assist", f"{self._start_cue}: stimulation helps"))
         self._assist_told = self.machine.assisting
 
+    def warnings(self) -> list[str]:
+        """Repetitions report their own stimulation; nothing to add."""
+        return []
+
     def optional(self) -> bool:
         """Every stimulated phase of a repetition is prescribed: none is optional."""
         return False

@@ -23,6 +23,10 @@ FIGURE_LABELS = {
 }
 
 
+MIN_STEPS_JUDGED = 6
+STIMULATED_SHARE = 0.5
+
+
 class GaitControl:
     """One stimulated leg: samples in, phases and units out, an intensity wanted."""
 
@@ -110,6 +114,15 @@ class GaitControl:
                                        for s in steps),
             "unexpected_events": self.machine.unexpected_events,
         }
+
+    def warnings(self) -> list[str]:
+        """A walk whose detected steps mostly went unstimulated did not help its walker,
+        whatever else went right."""
+        steps = len(self.machine.steps)
+        if steps >= MIN_STEPS_JUDGED and self._stimulated_steps < STIMULATED_SHARE * steps:
+            return [(f"only {self._stimulated_steps} of {steps} detected steps were "
+                    "stimulated: check the intensity, the electrodes and the record's notices")]
+        return []
 
     def _note_phase(self, t_s: float) -> None:
         phase = self.machine.phase

@@ -184,6 +184,22 @@ class _ChannelState:
         return total
 
 
+def _below_the_step(config: SafetyConfig, step_ma: float) -> list[str]:
+    """Refuse a channel whose whole window lies below the stimulator's smallest amplitude
+    step (it would deliver nothing, silently); warn about a start below it."""
+    warnings = []
+    for ch in config.channels:
+        if ch.amplitude_max_ma < step_ma:
+            raise LimitViolation(
+                f"channel {ch.channel}: at most {ch.amplitude_max_ma:g} mA, below the "
+                f"stimulator's smallest step of {step_ma:g} mA: it would deliver nothing")
+        if ch.amplitude_start_ma < step_ma:
+            warnings.append(
+                f"channel {ch.channel} starts at {ch.amplitude_start_ma:g} mA, below the "
+                f"stimulator's {step_ma:g} mA step: nothing is delivered until it is raised")
+    return warnings
+
+
 CauseCheck = Callable[[FaultKind, float], str]
 """Says why a latched fault of this kind cannot be cleared at this time ('' if it can)."""
 
@@ -198,6 +214,8 @@ class SafetySupervisor:
     def __init__(self, stimulator: Stimulator, config: SafetyConfig, log: SafetyLog,
                  limits: HardLimits = HARD_LIMITS) -> None:
         check_config(config, limits)
+        self.warnings = _below_the_step(config, stimulator.amplitude_step_ma)
+        """What this stimulator will not deliver as configured, in words (for the summary)."""
         self._stimulator = stimulator
         self._config = config
         self._limits = limits

@@ -1,7 +1,8 @@
 """Sensor plausibility, apart from the output limits.
 
 The watch judges the motion stream (silent, frozen, timestamps going backwards or
-jumping, values no working sensor reads) and reports each finding to the supervisor as a
+jumping, values no working sensor reads, and, on the first seconds, rate and units:
+:mod:`controller.sensor_units`) and reports each finding to the supervisor as a
 fault. It is its own object so a sensorless, cued exercise can run without it while
 every output limit of the supervisor stays in force.
 """
@@ -12,16 +13,23 @@ import math
 from dataclasses import dataclass
 
 from controller.safety import HARD_LIMITS, HardLimits, SafetySupervisor
+from controller.sensor_units import UnitsCheck
 from controller.types import FaultKind, Sample
 
 _NEEDS_FRESH_SAMPLE = frozenset({FaultKind.SENSOR_SILENT, FaultKind.SENSOR_ERROR,
                                  FaultKind.TIME_JUMP, FaultKind.TIME_BACKWARDS})
 
 
+MIN_RATE_HZ = {"gait": 50.0, "exercise": 25.0}
+"""The slowest stream each mode's detector is built for (one sample per control tick; a
+slower tick would also trip the 50 ms loop-late watchdog)."""
+
+
 @dataclass(frozen=True)
 class SensorLimits:
     silent_s: float = 0.1
     frozen_s: float = 0.5
+    min_rate_hz: float = MIN_RATE_HZ["gait"]
 
 
 class SensorWatch:
@@ -38,6 +46,7 @@ class SensorWatch:
         self._last_values: tuple[float, ...] | None = None
         self._last_change_s: float | None = None
         self._last_ok = True
+        self._units = UnitsCheck(limits.min_rate_hz)
         supervisor.add_cause_check(self.cause_present)
 
     def start(self, now_s: float) -> None:
@@ -80,6 +89,10 @@ class SensorWatch:
             fault(FaultKind.SENSOR_FROZEN, now_s,
                   f"identical samples for {t - self._last_change_s:.2f} s")
             ok = False
+        if not self._units.done:
+            problem = self._units.observe(t, sample.acc_mps2, sample.gyro_dps)
+            if problem:
+                fault(FaultKind.IMPLAUSIBLE_VALUE, now_s, problem)
         self._last_t_s = t
         self._last_ok = ok
 
@@ -99,6 +112,8 @@ class SensorWatch:
                 self._last_change_s is None
                 or now_s - self._last_change_s > self._limits.frozen_s):
             return "sensor_frozen: samples still identical"
+        if kind is FaultKind.IMPLAUSIBLE_VALUE and self._units.problem:
+            return f"implausible_value: {self._units.problem}"
         if kind is FaultKind.IMPLAUSIBLE_VALUE and not self._last_ok:
             return "implausible_value: last sample still implausible"
         return ""

@@ -71,6 +71,9 @@ class ModeControl(Protocol):
 
     def figures(self) -> dict[str, int | float]: ...
 
+    def warnings(self) -> list[str]:
+        """What the figures say went wrong, in words (for the summary)."""
+
 
 class Session:
     """One supervised session; driven tick by tick by :class:`controller.runner.SessionRunner`.
@@ -190,6 +193,8 @@ class Session:
         """Output off and stimulator closed first, then the observers hear the end."""
         if self.status is SessionStatus.RUNNING:
             self.status = SessionStatus.STOPPED
+        if self.status is SessionStatus.COMPLETED and self.supervisor.latched:
+            self.status = SessionStatus.FAULTED
         self.supervisor.shutdown(self._now_s)
         self.control.close_units()
         summary = self.summary()
@@ -228,6 +233,7 @@ class Session:
                     for f in self.supervisor.fault_history],
             charge_uc={ch: round(c, 1) for ch, c in self.supervisor.delivered_charge_uc.items()},
             labels=dict(self.control.labels),
+            warnings=[*self.supervisor.warnings, *self.control.warnings()],
         )
 
     def _take(self, sample: Sample, now_s: float) -> None:

@@ -182,6 +182,8 @@ class SessionStatus(str, Enum):
     EMERGENCY_STOP = "emergency_stop"
     FAILED = "failed"
     """Ended by an unexpected error; output was still forced off."""
+    FAULTED = "faulted"
+    """Ran its course with a fault still latched: output stayed off from the fault on."""
 
 
 @dataclass
@@ -199,13 +201,15 @@ class SessionSummary:
     labels: dict[str, str] = field(default_factory=dict)
     """How a person reads each figure's key (``unexpected_events``: unexpected (false)
     events)."""
+    warnings: list[str] = field(default_factory=list)
+    """What went less well than the figures alone show (few steps stimulated...)."""
 
     def as_dict(self) -> dict[str, Any]:
         """Flat, JSON-ready: the record's copy of the summary."""
         return {"session_id": self.session_id, "record_path": self.record_path,
                 "status": self.status, "duration_s": self.duration_s,
                 "samples": self.samples, **self.figures, "faults": self.faults,
-                "charge_uc": self.charge_uc}
+                "charge_uc": self.charge_uc, "warnings": self.warnings}
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
 )
 from serial.tools import list_ports
 
-from controller.assembly.simulated import MIN_RATE_HZ
 from controller.devices.probe import probe
 from controller.devices.witmotion_setup import (
     TARGET_RATE_HZ,
@@ -34,6 +33,7 @@ from controller.devices.witmotion_setup import (
     measure,
     set_rate,
 )
+from controller.sensor_watch import MIN_RATE_HZ
 
 
 class _Worker(QObject):

@@ -31,8 +31,8 @@ from PySide6.QtWidgets import (
 )
 
 from controller import patient_calibration
-from controller.assembly.simulated import MIN_RATE_HZ
 from controller.record import default_db_path
+from controller.sensor_watch import MIN_RATE_HZ
 from controller.session_process import SessionProcess, SessionSpec, SessionStartError
 from controller.types import SessionSummary, StatusLine
 from gui.calibration_screen import CalibrationScreen

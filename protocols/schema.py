@@ -22,7 +22,7 @@ from controller.safety import (
     SafetyConfig,
     charge_per_phase_uc,
 )
-from controller.sensor_watch import SensorLimits
+from controller.sensor_watch import MIN_RATE_HZ, SensorLimits
 
 _LIMITS = HARD_LIMITS
 
@@ -129,6 +129,7 @@ class Session(_Section):
 class _ProtocolBase(_Section):
     """What every mode's protocol holds: who, which electrodes, how long, which limits."""
 
+    mode: Mode
     name: str = Field(min_length=1)
     description: str = ""
     leg: Literal["left", "right"]
@@ -170,7 +171,8 @@ class _ProtocolBase(_Section):
     def sensor_limits(self) -> SensorLimits:
         """The sensor watch's view of this protocol."""
         return SensorLimits(silent_s=self.safety.sensor_silent_s,
-                            frozen_s=self.safety.sensor_frozen_s)
+                            frozen_s=self.safety.sensor_frozen_s,
+                            min_rate_hz=MIN_RATE_HZ[self.mode])
 
 
 class GaitProtocol(_ProtocolBase):

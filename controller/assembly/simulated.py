@@ -16,6 +16,7 @@ from controller.detect.calibration import GaitCalibration
 from controller.devices.recording import load_recording
 from controller.observe import SessionObserver
 from controller.runner import SessionRunner, StatusCallback
+from controller.sensor_watch import MIN_RATE_HZ
 from controller.session import Session
 from controller.types import Sample
 from protocols import ExerciseProtocol, Protocol
@@ -24,9 +25,6 @@ from simulator.inmemory import InMemoryStimulator
 from simulator.limb import MuscleModel, PatientScript, SimulatedLimb
 from simulator.motion import MotionFault, SimulatedMotion
 
-MIN_RATE_HZ = {"gait": 50.0, "exercise": 25.0}
-"""The slowest stream each mode's detector is built for (one sample per control tick; a
-slower tick would also trip the 50 ms loop-late watchdog)."""
 LIMB_RATE_HZ = 100.0
 """Sample rate of the synthetic exercising limb."""
 
