@@ -40,6 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from controller.assembly.simulated import build_simulated_session
+from controller.cli import DEFAULT_PROTOCOL
 from controller.detect.gait import GyroGaitDetector
 from controller.detect.tilt import TiltTrigger
 from controller.devices.recording import (
@@ -71,7 +72,6 @@ from controller.scoring.gait import (
 )
 from controller.types import GaitEvent, GaitEventKind, Sample
 from protocols import load_protocol
-from protocols.loader import library_protocols
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gait"
 TILT_HEEL_OFF_DEG = 10.0
@@ -184,10 +184,6 @@ def _hide_delay(row: list[str], offline: bool) -> list[str]:
     return row[:-4] + ["offline"] * 3 + ["-"] if offline else row
 
 
-def _gait_protocol_path() -> Path:
-    return next(p for p in library_protocols() if p.name == "peroneal_gait_gyro.toml")
-
-
 def repeated(samples: list[Sample], swings: list[Swing], times: int) -> tuple[
         list[Sample], list[Swing]]:
     """The walk played ``times`` times end to end (a long walk), its swings shifted too."""
@@ -203,7 +199,7 @@ def repeated(samples: list[Sample], swings: list[Swing], times: int) -> tuple[
 def delivered(samples: list[Sample], swings: list[Swing], foot: str, name: str,
               db_path: Path) -> tuple[Delivery, dict[str, int], str]:
     """Run the simulated session on ``samples`` and score its record against ``swings``."""
-    protocol = load_protocol(_gait_protocol_path()).model_copy(update={"leg": foot})
+    protocol = load_protocol(DEFAULT_PROTOCOL).model_copy(update={"leg": foot})
     rig = build_simulated_session(protocol, samples, db_path, source=f"sim://{name}#{foot}")
     summary = rig.runner().run()
     session_id = summary.session_id

@@ -18,18 +18,14 @@ step short, across ``CADENCE_RANGE_SPM``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from controller.detect.gait import HEEL_OFF_LEAD_FRACTION
 from controller.safety import TRIMMED_RAMP_DOWN_S
-
-if TYPE_CHECKING:
-    from protocols.schema import GaitProtocol
+from protocols.schema import CadenceTrigger, GaitProtocol, GyroTrigger
 
 CADENCE_RANGE_SPM = (60.0, 120.0)
 """Steps per minute a protocol must work over: slow hemiparetic walking to brisk walking."""
 SWING_FRACTION = 0.4
-PUSH_OFF_FRACTION = 0.2
-"""Heel-off to toe-off, as a fraction of the stride (the gyro detector's heel-off lead)."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +46,6 @@ class OnTime:
     def trimmed(self) -> float:
         return (self.step_s + self.trimmed_tail_s) / self.stride_s
 
-
     @property
     def cadence_spm(self) -> float:
         """Steps per minute, both legs."""
@@ -60,9 +55,12 @@ class OnTime:
 def gait_on_time(protocol: GaitProtocol, stride_s: float) -> OnTime:
     """The on-time of one stride of ``stride_s`` (one step of each leg)."""
     trigger = protocol.trigger
-    swing = getattr(trigger, "swing_fraction", SWING_FRACTION)
-    lead = PUSH_OFF_FRACTION if getattr(trigger, "start_on", "heel_off") == "heel_off" \
-        and trigger.kind != "cadence" else 0.0
+    if isinstance(trigger, CadenceTrigger):  # its own swing share, no heel-off
+        swing, lead = trigger.swing_fraction, 0.0
+    elif isinstance(trigger, GyroTrigger) and trigger.start_on == "toe_off":
+        swing, lead = SWING_FRACTION, 0.0
+    else:  # starts at heel-off (gyro) or at the tilt's heel-off threshold
+        swing, lead = SWING_FRACTION, HEEL_OFF_LEAD_FRACTION
     stimulation = protocol.stimulation
     return OnTime(stride_s, (lead + swing) * stride_s,
                   protocol.extension_s + stimulation.ramp_down_s,
@@ -94,7 +92,7 @@ def check_gait(protocol: GaitProtocol,
 def stride_range_s(protocol: GaitProtocol, cadence_range_spm: tuple[float, float]
                    ) -> tuple[float, float]:
     """(slowest, fastest) stride the protocol must serve."""
-    own_spm = getattr(protocol.trigger, "cadence_steps_per_min", None)
-    if own_spm is not None:  # steps of the stimulated leg: one stride each
-        return 60.0 / own_spm, 60.0 / own_spm
+    trigger = protocol.trigger
+    if isinstance(trigger, CadenceTrigger):  # steps of the stimulated leg: one stride each
+        return 60.0 / trigger.cadence_steps_per_min, 60.0 / trigger.cadence_steps_per_min
     return 120.0 / cadence_range_spm[0], 120.0 / cadence_range_spm[1]

@@ -106,7 +106,7 @@ class GyroGaitDetector:
                  placement: Placement = "foot") -> None:
         self._initial = calibration
         self._placement = placement
-        self.reset()
+        self._engine = self._engine_from(calibration)
 
     @property
     def calibration(self) -> GaitCalibration | None:
@@ -127,14 +127,12 @@ class GyroGaitDetector:
 
     def reset(self) -> None:
         """Forget the walk; a calibration given or learned is kept (the mounting is)."""
-        engine: _Engine | None = getattr(self, "_engine", None)
-        kept = engine.calibration() if engine is not None else None
+        self._engine = self._engine_from(self._engine.calibration() or self._initial)
+
+    def _engine_from(self, kept: GaitCalibration | None) -> _Engine:
         if kept is not None:
-            self._engine = _Engine(kept, stored=True)
-        elif self._initial is not None:
-            self._engine = _Engine(self._initial, stored=True)
-        else:
-            self._engine = _Engine(typical_calibration(self._placement), stored=False)
+            return _Engine(kept, stored=True)
+        return _Engine(typical_calibration(self._placement), stored=False)
 
     def update(self, sample: Sample) -> list[GaitEvent]:
         return self._engine.step(sample)
@@ -368,9 +366,14 @@ class _Engine:
 
     def _close_step(self, t: float, events: list[GaitEvent]) -> None:
         """End an open step that found no heel strike, so its output stops now."""
-        if self._phase is not _Phase.STANCE or self._heel_off_sent:
+        if self._step_open:
             events.append(self._event(GaitEventKind.STEP_END, t, t))
         self._back_to_stance()
+
+    @property
+    def _step_open(self) -> bool:
+        """A step has begun (heel-off sent, or past toe-off) and has not closed."""
+        return self._phase is not _Phase.STANCE or self._heel_off_sent
 
     def _back_to_stance(self) -> None:
         self._phase = _Phase.STANCE
@@ -386,8 +389,7 @@ class _Engine:
             self._still_since_s = t
             return
         still_s = t - self._still_since_s
-        in_step = self._phase is not _Phase.STANCE or self._heel_off_sent
-        if in_step and not self._step_still_sent and still_s >= STEP_STILL_S \
+        if self._step_open and not self._step_still_sent and still_s >= STEP_STILL_S \
                 and self._phase is not _Phase.IMPACT:
             # A foot that stops rotating mid-step has landed (or never left): close it.
             self._step_still_sent = True
