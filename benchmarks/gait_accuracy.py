@@ -79,7 +79,7 @@ TILT_HEEL_STRIKE_DEG = 5.0
 LABELS = {GaitEventKind.HEEL_STRIKE: "IC", GaitEventKind.HEEL_OFF: "HO", GaitEventKind.TOE_OFF: "FC"}
 
 
-def run_gaitmap(recording: Recording) -> tuple[list[GaitEvent], float | None] | str:
+def run_gaitmap(recording: Recording) -> list[GaitEvent] | str:
     """gaitmap's offline pipeline on one foot, or the reason it cannot run.
 
     Gravity alignment, foot body frame, BarthDtw stride segmentation, RamppEventDetection,
@@ -113,7 +113,7 @@ def run_gaitmap(recording: Recording) -> tuple[list[GaitEvent], float | None] | 
     events += [
         GaitEvent(GaitEventKind.TOE_OFF, float(t_s[int(i)]), float(t_s[-1])) for i in table["tc"]
     ]
-    return events, None
+    return events
 
 
 def _ms(values: Sequence[float], how: str) -> str:
@@ -146,13 +146,12 @@ def _row(label: str, kind: GaitEventKind, s: Score) -> list[str]:
         _ms(s.delays_s, "median").lstrip("+"),
         _ms(s.delays_s, "p95"),
         _ms(s.delays_s, "max"),
-        str(s.late_warm_up),
     ]
 
 
 HEADER = [
     "recording / foot", "event", "ref", "det", "miss", "false", "sens %", "prec %",
-    "err med", "|err| med", "|err| p95", "|err| mean", "delay med", "delay p95", "delay max", "warm-up",
+    "err med", "|err| med", "|err| p95", "|err| mean", "delay med", "delay p95", "delay max",
 ]  # fmt: skip
 
 
@@ -181,7 +180,7 @@ def report(title: str, results: list[Result], offline: bool = False) -> None:
 
 
 def _hide_delay(row: list[str], offline: bool) -> list[str]:
-    return row[:-4] + ["offline"] * 3 + ["-"] if offline else row
+    return row[:-3] + ["offline"] * 3 if offline else row
 
 
 def repeated(samples: list[Sample], swings: list[Swing], times: int) -> tuple[
@@ -305,22 +304,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"tilt trigger (causal; heel-off at -{TILT_HEEL_OFF_DEG:g}° scored as HO and as FC, "
         f"heel strike at +{TILT_HEEL_STRIKE_DEG:g}°)"
     )
-    detectors: list[tuple[str, Callable[[Recording], tuple[list[GaitEvent], float | None]]]] = [
+    detectors: list[tuple[str, Callable[[Recording], list[GaitEvent]]]] = [
         ("online gyro detector (causal, self-calibrating)",
          lambda r: run_online(GyroGaitDetector(), r)),
         (tilt_title,
          lambda r: tilt_as_toe_off(
              run_online(TiltTrigger(TILT_HEEL_OFF_DEG, TILT_HEEL_STRIKE_DEG), r))),
     ]  # fmt: skip
-    figures: dict[str, object] = {}
+    figures: dict[str, dict[str, object]] = {}
     for title, run in detectors:
         results = [evaluate(run(r), r, tolerance_s) for r in recordings]
         report(title, results)
+        events_figures = figures.setdefault(title.split(" (")[0], {})
         for kind in SCORED:
             total = Score()
             for result in results:
                 total += result.main[kind]
-            figures.setdefault(title.split(" (")[0], {})[LABELS[kind]] = _score_dict(total)
+            events_figures[LABELS[kind]] = _score_dict(total)
     rows = delivery_figures(paths, args.long_s)
     report_delivery(rows)
     figures["delivery"] = {label: {"seconds": round(d.seconds, 1), **d.as_dict(),

@@ -114,11 +114,6 @@ class GyroGaitDetector:
         before the limb has moved)."""
         return self._engine.calibration()
 
-    @property
-    def calibrated_at_s(self) -> float | None:
-        """Always None: nothing is replayed late any more (kept for the scoring's sake)."""
-        return None
-
     def drain_notes(self) -> list[str]:
         """What the detector changed about its calibration since last asked, in words."""
         notes = self._engine.watch.notes

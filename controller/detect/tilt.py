@@ -58,11 +58,6 @@ class TiltTrigger:
                                 calibration is not None, start.push_off_peak_dps)
         self.reset()
 
-    @property
-    def calibrated_at_s(self) -> float | None:
-        """Always None: nothing is replayed late (kept for the scoring's sake)."""
-        return None
-
     def drain_notes(self) -> list[str]:
         """What the axis watch changed since last asked, in words."""
         notes, self._watch.notes = self._watch.notes, []

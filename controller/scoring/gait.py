@@ -56,7 +56,6 @@ class Score:
     judged: int = 0
     errors_s: list[float] = field(default_factory=list)
     delays_s: list[float] = field(default_factory=list)
-    late_warm_up: int = 0
 
     @property
     def missed(self) -> int:
@@ -71,7 +70,6 @@ class Score:
         self.judged += other.judged
         self.errors_s += other.errors_s
         self.delays_s += other.delays_s
-        self.late_warm_up += other.late_warm_up
         return self
 
     @property
@@ -115,14 +113,8 @@ def score(
     exclude_s: Sequence[tuple[float, float]] = (),
     count_false: bool = True,
     tolerance_s: float = TOLERANCE_S,
-    warm_up_until_s: float | None = None,
 ) -> Score:
-    """Score one event type of one foot inside ``window_s`` minus ``exclude_s``.
-
-    Delays are taken after ``warm_up_until_s`` only: events of the first steps, replayed
-    once self-calibration is done, are counted as found but their delay is not the
-    detector's steady-state delay (``late_warm_up`` counts them).
-    """
+    """Score one event type of one foot inside ``window_s`` minus ``exclude_s``."""
 
     def inside(t: float) -> bool:
         return window_s[0] <= t <= window_s[1] and not any(a <= t <= b for a, b in exclude_s)
@@ -130,8 +122,6 @@ def score(
     refs = [r.t_s for r in reference if r.kind is kind and inside(r.t_s)]
     dets = [e for e in detected if e.kind is kind and inside(e.t_s)]
     pairs = match(refs, [e.t_s for e in dets], tolerance_s)
-    warm_up_s = -math.inf if warm_up_until_s is None else warm_up_until_s
-    steady = [dets[j] for _, j in pairs if dets[j].detected_at_s > warm_up_s]
     return Score(
         reference=len(refs),
         detected=len(dets),
@@ -139,8 +129,7 @@ def score(
         false=len(dets) - len(pairs) if count_false else None,
         judged=len(pairs) if count_false else 0,
         errors_s=[dets[j].t_s - refs[i] for i, j in pairs],
-        delays_s=[e.detected_at_s - e.t_s for e in steady],
-        late_warm_up=len(pairs) - len(steady),
+        delays_s=[dets[j].detected_at_s - dets[j].t_s for _, j in pairs],
     )
 
 
@@ -190,30 +179,21 @@ def _time(event: ReferenceEvent) -> float:
 class OnlineDetector(Protocol):
     def update(self, sample: Sample) -> list[GaitEvent]: ...
 
-    @property
-    def calibrated_at_s(self) -> float | None: ...
 
-
-def run_online(
-    detector: OnlineDetector, recording: Recording
-) -> tuple[list[GaitEvent], float | None]:
+def run_online(detector: OnlineDetector, recording: Recording) -> list[GaitEvent]:
     """Feed one foot's samples one at a time, as the control loop does."""
-    events = [event for sample in recording.samples() for event in detector.update(sample)]
-    return events, detector.calibrated_at_s
+    return [event for sample in recording.samples() for event in detector.update(sample)]
 
 
-def tilt_as_toe_off(
-    result: tuple[list[GaitEvent], float | None],
-) -> tuple[list[GaitEvent], float | None]:
+def tilt_as_toe_off(events: list[GaitEvent]) -> list[GaitEvent]:
     """The tilt trigger's stimulation-start event is heel-off; score it as heel-off and,
     since it is the only start-of-step event it has, against toe-off as well."""
-    events, calibrated_at_s = result
     as_toe_off = [
         GaitEvent(GaitEventKind.TOE_OFF, e.t_s, e.detected_at_s)
         for e in events
         if e.kind is GaitEventKind.HEEL_OFF
     ]
-    return events + as_toe_off, calibrated_at_s
+    return events + as_toe_off
 
 
 @dataclass
@@ -235,11 +215,10 @@ def scored_kinds(recording: Recording) -> list[GaitEventKind]:
 
 
 def evaluate(
-    result: tuple[list[GaitEvent], float | None],
+    events: list[GaitEvent],
     recording: Recording,
     tolerance_s: float = TOLERANCE_S,
 ) -> Result:
-    events, calibrated_at_s = result
     window, count_false = scoring_windows(recording, tolerance_s)
     turns = turn_windows(recording)
     kinds = scored_kinds(recording)
@@ -254,7 +233,6 @@ def evaluate(
             exclude_s=turns,
             count_false=count_false,
             tolerance_s=tolerance_s,
-            warm_up_until_s=calibrated_at_s,
         )
         for start, end in turns:
             turn[kind] += score(
@@ -264,7 +242,6 @@ def evaluate(
                 window_s=(max(start, window[0]), min(end, window[1])),
                 count_false=count_false,
                 tolerance_s=tolerance_s,
-                warm_up_until_s=calibrated_at_s,
             )
     return Result(f"{recording.name} {recording.foot}", main, turn)
 
