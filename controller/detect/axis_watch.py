@@ -65,10 +65,12 @@ class AxisWatch:
         self._candidate: tuple[float, float] | None = None
         self._votes: deque[bool] = deque(maxlen=FLIP_VOTES)
         self.strides = 0
+        self.speed_dps = 0.0
+        """The angular speed of the last sample fed (the detector's stillness test uses it)."""
 
     def feed(self, t_s: float, gyro_dps: Vector3, acc_norm_mps2: float) -> None:
         gx, gy, gz = gyro_dps
-        speed = math.sqrt(gx * gx + gy * gy + gz * gz)
+        speed = self.speed_dps = math.sqrt(gx * gx + gy * gy + gz * gz)
         history = self._history
         history.append((t_s, gx, gy, gz, speed))
         while t_s - history[0][0] > HISTORY_S:

@@ -191,8 +191,7 @@ class _Engine:
             self._close_step(t, events)
         ax, ay, az = axis
         w = gx * ax + gy * ay + gz * az
-        speed2 = gx * gx + gy * gy + gz * gz
-        self._watch_still(t, speed2, events)
+        self._watch_still(t, watch.speed_dps, events)
         phase = self._phase
         if phase is _Phase.STANCE:
             self._stance(t, w, events)
@@ -375,8 +374,8 @@ class _Engine:
         self._dip_dps = 0.0
         self._heel_off_sent = self._heel_off_skipped = False
 
-    def _watch_still(self, t: float, speed2: float, events: list[GaitEvent]) -> None:
-        if speed2 > STILL_DPS * STILL_DPS:
+    def _watch_still(self, t: float, speed_dps: float, events: list[GaitEvent]) -> None:
+        if speed_dps > STILL_DPS:
             self._still_since_s = None
             self._still_sent = self._step_still_sent = False
             return

@@ -31,6 +31,7 @@ import numpy as np
 
 from controller.detect.calibration import IMPACT_MIN_MPS2, calibrate
 from controller.devices.recording import Recording
+from controller.scoring.turns import runs
 from controller.types import GaitEventKind
 
 SWING_PEAK_FRACTION = 0.35
@@ -106,12 +107,10 @@ def reference_swings(recording: Recording) -> list[Swing]:
     acc_norm = np.linalg.norm(recording.acc_mps2, axis=1)
     t_s = recording.t_s
     period_s = float(np.median(np.diff(t_s)))
-    positive = np.concatenate([[False], w_dps > 0, [False]])
-    edges = np.flatnonzero(np.diff(positive.astype(np.int8)))
     ref_to = [r.t_s for r in recording.reference if r.kind is GaitEventKind.TOE_OFF]
     ref_ic = [r.t_s for r in recording.reference if r.kind is GaitEventKind.HEEL_STRIKE]
     swings: list[Swing] = []
-    for start, end in zip(edges[::2], edges[1::2], strict=True):
+    for start, end in runs(w_dps > 0):
         if (end - start) * period_s < MIN_SWING_S or \
                 w_dps[start:end].max() < SWING_PEAK_FRACTION * calibration.swing_peak_dps:
             continue

@@ -39,7 +39,7 @@ def turn_windows(recording: Recording) -> list[tuple[float, float]]:
     change_deg = np.abs(padded[2 * half:] - padded[: -2 * half])
     turning = change_deg > TURN_DEG
     windows: list[tuple[float, float]] = []
-    for start, end in _runs(turning):
+    for start, end in runs(turning):
         window = (float(t_s[start]), float(t_s[end - 1]))
         if windows and window[0] - windows[-1][1] < MERGE_S:
             windows[-1] = (windows[-1][0], window[1])
@@ -48,7 +48,7 @@ def turn_windows(recording: Recording) -> list[tuple[float, float]]:
     return windows
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """[start, end) index ranges where ``mask`` holds."""
     edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
