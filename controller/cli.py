@@ -41,7 +41,7 @@ from controller.detect.calibration_file import (
 from controller.devices.base import DeviceError
 from controller.devices.recording import RecordingFormatError
 from controller.observe import SessionObserver
-from controller.record import default_db_path
+from controller.record import RecordOpenError, default_db_path
 from controller.runner import SessionRunner
 from controller.safety import TRIM_MARGIN, LimitViolation
 from controller.terminal_keys import HELP as KEYS_HELP
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except (InputError, ProtocolError, RecordingFormatError, CalibrationFileError,
-            LimitViolation) as exc:
+            LimitViolation, RecordOpenError) as exc:
         errors.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_BAD_INPUT
     return code

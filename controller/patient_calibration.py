@@ -26,17 +26,10 @@ from controller.detect.calibration import CalibrationError, GaitCalibration, cal
 from controller.detect.exercise import ExercisePhaseDetector
 from controller.detect.factory import make_detector
 from controller.detect.tilt import TiltTrigger
-from controller.record import check_pseudonym, connect
+from controller.record import check_pseudonym, open_record
 from controller.types import Sample
 from protocols import ExerciseProtocol, GaitProtocol, Protocol
 from protocols.loader import check_protocol_data
-
-TABLE = """
-CREATE TABLE IF NOT EXISTS calibrations (
-    id INTEGER PRIMARY KEY,
-    pseudonym TEXT NOT NULL, kind TEXT NOT NULL, created_at TEXT NOT NULL,
-    thresholds_json TEXT NOT NULL, gait_json TEXT
-)"""
 
 
 def calibration_kind(protocol: Protocol) -> str:
@@ -147,8 +140,7 @@ def save(db_path: Path, pseudonym: str, protocol: Protocol, result: Review) -> N
     if result.problem is not None:
         raise ValueError(f"not saved: {result.problem}")
     apply(protocol, result.thresholds)
-    with closing(connect(db_path)) as db:
-        db.execute(TABLE)
+    with closing(open_record(db_path)) as db:
         db.execute("INSERT INTO calibrations (pseudonym, kind, created_at, thresholds_json, "
                    "gait_json) VALUES (?,?,?,?,?)",
                    (check_pseudonym(pseudonym), calibration_kind(protocol),

@@ -183,6 +183,7 @@ class Session:
             self._watch.tick(now)
         self.supervisor.tick(now)
         self.observers.tick(now)
+        self._check_record(now)
         assert self._start_s is not None, "start() before step()"
         if self.status is SessionStatus.RUNNING and (
                 control.finished or now - self._start_s >= self._duration_s):
@@ -235,6 +236,14 @@ class Session:
             labels=dict(self.control.labels),
             warnings=[*self.supervisor.warnings, *self.control.warnings()],
         )
+
+    def _check_record(self, now_s: float) -> None:
+        """No stimulation goes unrecorded: a record that cannot be written ends the session
+        with output off."""
+        problem = self.record.problem() if self.record is not None else None
+        if problem is not None and self.status is SessionStatus.RUNNING:
+            self.supervisor.fault(FaultKind.RECORD_FAILED, now_s, problem)
+            self.stop(now_s, "the record", SessionStatus.FAILED)
 
     def _take(self, sample: Sample, now_s: float) -> None:
         self._samples += 1

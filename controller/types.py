@@ -94,6 +94,8 @@ class FaultKind(str, Enum):
     LIMIT_REJECTED = "limit_rejected"
     LOOP_LATE = "loop_late"
     EMERGENCY_STOP = "emergency_stop"
+    RECORD_FAILED = "record_failed"
+    """The session record cannot be written: no stimulation goes unrecorded."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,6 @@ per-repetition figures against the limb's own truth, and faults during a hold.""
 from __future__ import annotations
 
 import itertools
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -282,17 +281,3 @@ def test_a_fault_during_a_hold_zeroes_output_within_a_tick_latches_and_is_record
     assert_latched_at_zero_and_recorded(rig, kind, hold_s=1.0)
 
 
-def test_a_record_from_before_the_two_axis_columns_takes_new_repetitions(
-        tmp_path: Path) -> None:
-    db = tmp_path / "record.sqlite"
-    with sqlite3.connect(db) as old:
-        old.execute(
-            "CREATE TABLE repetitions (session_id INTEGER NOT NULL, set_index INTEGER NOT NULL,"
-            " rep_index INTEGER NOT NULL, onset_s REAL NOT NULL, peak_s REAL NOT NULL,"
-            " peak_angle_deg REAL NOT NULL, time_to_peak_s REAL NOT NULL, hold_s REAL NOT NULL,"
-            " lower_s REAL, end_s REAL NOT NULL, stimulated INTEGER NOT NULL,"
-            " charge_uc REAL NOT NULL, stimulation_s REAL NOT NULL, assisted INTEGER NOT NULL,"
-            " sway_deg REAL NOT NULL)")
-    _, _, probe = run(protocol("seated_dorsiflexion"), tmp_path, 25.0)
-    rows = read_rows(db, "SELECT peak_angle_deg, span_deg FROM repetitions")
-    assert len(rows) == len(probe.reps) >= 2 and all(span > 0 for _, span in rows)

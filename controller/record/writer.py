@@ -1,0 +1,229 @@
+"""Writing one session to the record as it runs.
+
+Rows are buffered and committed every ``flush_interval_s`` of wall time, and at once for
+faults, so a killed process loses at most the last fraction of a second, never the
+session. (Wall time, not session time, because what a kill can lose is wall time; a
+replay running 1000x faster than real time then commits rarely, as it should.) WAL mode
+lets a reader (the GUI, ``fes report``) follow a running session.
+
+A record that cannot be written is a reason to stop stimulating: :meth:`SessionRecord.problem`
+says so (a write error, a commit waiting longer than ``flush_interval_s`` on a lock or a
+disk that stopped answering, the file deleted or replaced), and the session turns it into a fault.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from controller.observe import SessionObserver
+from controller.record.liveness import process_token, this_host
+from controller.record.schema import RecordOpenError, open_record
+from controller.types import ClosedStep, Cue, DetectorEvent, Fault, Sample, SessionSummary, Unit
+
+_INSERTS = {table: f"INSERT INTO {table} VALUES ({','.join('?' * width)})"
+            for table, width in (("samples", 11), ("events", 4), ("phases", 3),
+                                 ("commands", 4), ("faults", 4), ("notices", 4),
+                                 ("steps", 7), ("repetitions", 17), ("cues", 4))}
+
+FINISH_WAIT_S = 2.0
+"""How long the end of a session waits for the last rows to reach the disk."""
+STALL_S = 1.0
+"""A commit still not done after this long means a disk that has stopped answering (a
+lock fails sooner, after the schema's busy timeout). Generous, because a session replayed
+faster than real time leaves the writer thread little time to run."""
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+Job = Callable[[sqlite3.Connection], object]
+
+
+class SessionRecord(SessionObserver):
+    """Writes one session as it runs: an observer of everything a tick emits.
+
+    The control loop only appends rows to lists; a writer thread commits them, so a slow
+    disk can never make the loop late. The hooks never raise: trouble on the writer's
+    side is reported by :meth:`problem`, which the loop asks every tick.
+    """
+
+    def __init__(self, path: Path, *, protocol_name: str, protocol_toml: str, mode: str,
+                 sensor: str, stimulator: str, patient: str | None = None,
+                 flush_interval_s: float = 0.25) -> None:
+        self.path = path
+        self.uuid = str(uuid.uuid4())
+        self._db = open_record(path)
+        self._identity = _identity(path)
+        self._flush_interval_s = flush_interval_s
+        self._pending: dict[str, list[tuple[Any, ...]]] = {table: [] for table in _INSERTS}
+        self._last_flush_s = time.monotonic()
+        try:
+            with _transaction(self._db):
+                protocol_id = self._protocol_id(protocol_name, protocol_toml)
+                patient_id = self._patient_id(patient) if patient else None
+                cursor = self._db.execute(
+                    "INSERT INTO sessions (uuid, patient_id, protocol_id, mode, started_at, "
+                    "sensor, stimulator, status, host, pid, process_token) "
+                    "VALUES (?,?,?,?,?,?,?, 'running', ?,?,?)",
+                    (self.uuid, patient_id, protocol_id, mode, now_iso(), sensor, stimulator,
+                     this_host(), os.getpid(), process_token(os.getpid())))
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise RecordOpenError(f"{path}: the session could not be started in the record: "
+                                  f"{exc}") from None
+        assert cursor.lastrowid is not None
+        self.session_id: int = cursor.lastrowid
+        self._jobs: queue.Queue[Job | None] = queue.Queue()
+        self._error: str | None = None
+        self._writing_since: float | None = None
+        self._writer = threading.Thread(target=self._write_loop, name="session-record",
+                                        daemon=True)
+        self._writer.start()
+
+    # -- the observer hooks: what the session writes --------------------------------
+
+    def on_sample(self, sample: Sample) -> None:
+        angle = sample.angle_deg or (None, None, None)
+        self._pending["samples"].append(
+            (self.session_id, sample.t_s, *sample.acc_mps2, *sample.gyro_dps, *angle))
+
+    def on_event(self, event: DetectorEvent) -> None:
+        self._pending["events"].append(
+            (self.session_id, event.t_s, event.detected_at_s, event.kind.value))
+
+    def on_phase(self, t_s: float, phase: str) -> None:
+        self._pending["phases"].append((self.session_id, t_s, phase))
+
+    def on_unit(self, unit: Unit) -> None:
+        if isinstance(unit, ClosedStep):
+            self._pending["steps"].append(
+                (self.session_id, unit.index, unit.start_s, unit.end_s, unit.heel_strike_s,
+                 unit.outcome, unit.charge_uc))
+            return
+        self._pending["repetitions"].append(
+            (self.session_id, unit.set_index, unit.rep_index, unit.onset_s, unit.peak_s,
+             unit.peak_angle_deg, unit.time_to_peak_s, unit.hold_s, unit.lower_s, unit.end_s,
+             unit.stimulated, unit.charge_uc, unit.stimulation_s, unit.assisted,
+             unit.sway_deg, unit.span_deg, unit.cross_span_deg))
+
+    def on_cue(self, cue: Cue) -> None:
+        self._pending["cues"].append((self.session_id, cue.t_s, cue.kind, cue.text))
+
+    def on_command(self, t_s: float, amplitudes_ma: Mapping[int, float]) -> None:
+        self._pending["commands"].extend(
+            (self.session_id, t_s, channel, amplitude)
+            for channel, amplitude in amplitudes_ma.items())
+
+    def on_fault(self, fault: Fault) -> None:
+        self._pending["faults"].append(
+            (self.session_id, fault.t_s, fault.kind.value, fault.detail))
+        self.flush()
+
+    def on_notice(self, t_s: float, kind: str, detail: str) -> None:
+        self._pending["notices"].append((self.session_id, t_s, kind, detail))
+
+    def on_tick(self, t_s: float) -> None:
+        """Hand the buffered rows to the writer once enough wall time has passed."""
+        if time.monotonic() - self._last_flush_s >= self._flush_interval_s:
+            self.flush()
+
+    def on_finish(self, summary: SessionSummary) -> None:
+        """Write the outcome, wait (a bounded time) for every row to reach the disk, close.
+
+        A record that has failed keeps what it had: nothing more is attempted.
+        """
+        row = (now_iso(), summary.status, json.dumps(summary.as_dict()), self.session_id)
+        self.flush()
+        self._jobs.put(lambda db: db.execute(
+            "UPDATE sessions SET ended_at=?, status=?, summary=? WHERE id=?", row))
+        self._jobs.put(None)
+        self._writer.join(FINISH_WAIT_S)
+        if not self._writer.is_alive():
+            self._db.close()
+
+    # -- what the loop asks -----------------------------------------------------------
+
+    def problem(self) -> str | None:
+        """Why the record is not being written, or None while it is."""
+        if self._error is not None:
+            return f"{self.path}: session record not written: {self._error}"
+        started = self._writing_since
+        if started is not None and time.monotonic() - started > STALL_S:
+            return (f"{self.path}: session record not written for "
+                    f"{time.monotonic() - started:.2f} s (the disk is not answering)")
+        return None
+
+    def flush(self) -> None:
+        """Hand everything buffered to the writer now (it never waits for the disk)."""
+        self._last_flush_s = time.monotonic()
+        batch = {table: rows for table, rows in self._pending.items() if rows}
+        if batch:
+            self._pending = {table: [] for table in _INSERTS}
+            self._jobs.put(lambda db: _insert(db, batch))
+
+    # -- internals -------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            if self._error is not None:
+                continue
+            self._writing_since = time.monotonic()
+            try:
+                if _identity(self.path) != self._identity:
+                    raise FileNotFoundError("the record file was deleted, moved or replaced")
+                with _transaction(self._db):
+                    job(self._db)
+            except (sqlite3.Error, OSError) as exc:
+                self._error = str(exc)
+            self._writing_since = None
+
+    def _protocol_id(self, name: str, toml_text: str) -> int:
+        digest = hashlib.sha256(toml_text.encode()).hexdigest()
+        self._db.execute("INSERT OR IGNORE INTO protocols (name, sha256, toml) VALUES (?,?,?)",
+                         (name, digest, toml_text))
+        row = self._db.execute("SELECT id FROM protocols WHERE sha256=?", (digest,)).fetchone()
+        return int(row[0])
+
+    def _patient_id(self, pseudonym: str) -> int:
+        self._db.execute("INSERT OR IGNORE INTO patients (pseudonym, created_at) VALUES (?,?)",
+                         (pseudonym, now_iso()))
+        row = self._db.execute("SELECT id FROM patients WHERE pseudonym=?",
+                               (pseudonym,)).fetchone()
+        return int(row[0])
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    """Device and inode: a record deleted, moved or replaced under a session changes it."""
+    stat = path.stat()
+    return stat.st_dev, stat.st_ino
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN/COMMIT around a block, ROLLBACK on error (the connection is in autocommit)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _insert(db: sqlite3.Connection, batch: dict[str, list[tuple[Any, ...]]]) -> None:
+    for table, rows in batch.items():
+        db.executemany(_INSERTS[table], rows)
