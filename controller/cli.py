@@ -31,6 +31,7 @@ from controller.assembly.simulated import (
     simulate_exercise,
 )
 from controller.assembly.urls import DeviceUrlError, open_motion_sensor
+from controller.cli_records import add_record_commands
 from controller.clock import MonotonicClock
 from controller.detect.calibration import CalibrationError, GaitCalibration, calibrate
 from controller.detect.calibration_file import (
@@ -76,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.handler(args)
     except (InputError, ProtocolError, RecordingFormatError, CalibrationFileError,
-            LimitViolation, RecordOpenError) as exc:
+            LimitViolation, RecordOpenError, LookupError) as exc:
         errors.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_BAD_INPUT
     return code
@@ -140,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="ports to probe (default: every serial port the system lists)")
     devices.set_defaults(handler=_devices)
     _add_run_parser(commands)
+    add_record_commands(commands)
     gui = commands.add_parser("gui", help="the desktop application (on the simulator)")
     gui.add_argument("--db", type=Path, default=None,
                      help=f"session record (default: {default_db_path()})")

@@ -323,6 +323,11 @@ class SafetySupervisor:
         if state.target_ma == 0.0:
             state.blocked = False
 
+    @property
+    def patient_step_ma(self) -> float:
+        """How much one press of the patient's up or down changes the setting."""
+        return self._limits.patient_step_ma
+
     def nudge(self, now_s: float, channel: int, steps: int) -> float:
         """Patient's up/down: whole 1 mA steps, kept inside the therapist's window."""
         state = self._channels[channel]

@@ -27,7 +27,7 @@ from controller.types import FaultKind, Sample, SessionStatus, SessionSummary, S
 if TYPE_CHECKING:
     from controller.record import SessionRecord
 
-Command = Callable[[float], None]
+Command = Callable[[float], object]
 """Something to do at the start of the next tick, given that tick's time."""
 
 

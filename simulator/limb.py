@@ -30,6 +30,7 @@ import numpy as np
 
 from controller.observe import SessionObserver
 from controller.types import GRAVITY_MPS2, Cue, Sample
+from simulator.motion import SAME_TIME_S
 
 ANATOMICAL_LIMIT_DEG = 35.0
 """Dorsiflexion the ankle can reach from a relaxed rest, however hard it is pulled."""
@@ -190,7 +191,7 @@ class SimulatedLimb(SessionObserver):
 
     def until(self, now_s: float) -> list[Sample]:
         out: list[Sample] = []
-        while (t_s := self.start_s + self._delivered * self._period_s) <= now_s + 1e-9:
+        while (t_s := self.start_s + self._delivered * self._period_s) <= now_s + SAME_TIME_S:
             out.append(self._sample(t_s))
             self._delivered += 1
         return out

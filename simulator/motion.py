@@ -59,6 +59,11 @@ class SampleSource(Protocol):
         nothing is left."""
 
 
+SAME_TIME_S = 1e-9
+"""A sample stamped within this of a tick belongs to that tick (float rounding of the
+accumulated clock must not hold it back a tick)."""
+
+
 class RecordedSamples:
     """A list of samples (a recording, a synthetic walk) as a source."""
 
@@ -80,7 +85,7 @@ class RecordedSamples:
         if self._next >= len(self._samples):
             raise EOFError("end of the simulated walk")
         first = self._next
-        while self._next < len(self._samples) and self._samples[self._next].t_s <= now_s:
+        while self._next < len(self._samples) and self._samples[self._next].t_s <= now_s + SAME_TIME_S:
             self._next += 1
         return list(self._samples[first:self._next])
 

@@ -80,6 +80,16 @@ def build_simulated_session(protocol: Protocol, samples: list[Sample], db_path: 
                 patient=patient, calibration=calibration, observers=observers)
 
 
+def replay_rig(protocol: Protocol, samples: list[Sample], *, tick_s: float, start_s: float,
+               duration_s: float, calibration: GaitCalibration | None,
+               observers: Iterable[SessionObserver] = ()) -> SimulatedRig:
+    """Recorded samples on a recorded control clock, unrecorded (:mod:`controller.replay`)."""
+    clock = VirtualClock(tick_s, start_s=start_s)
+    return _rig(protocol, SimulatedMotion(samples, clock), InMemoryStimulator(clock.now), clock,
+                None, source="replay://record", duration_s=duration_s, realtime=False,
+                patient=None, calibration=calibration, observers=observers)
+
+
 def simulate_exercise(protocol: ExerciseProtocol, db_path: Path | str | None, *,
                       script: PatientScript | None = None, muscle: MuscleModel | None = None,
                       rate_hz: float = LIMB_RATE_HZ, duration_s: float | None = None,

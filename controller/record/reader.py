@@ -8,6 +8,7 @@ Queries use ``?`` placeholders and SQL both databases understand.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
@@ -17,7 +18,13 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from controller.record.liveness import is_dead, this_host
-from controller.record.schema import SCHEMA_VERSION, RecordOpenError, check_readable, open_record
+from controller.record.schema import (
+    SCHEMA_VERSION,
+    RecordOpenError,
+    check_header,
+    check_readable,
+    open_record,
+)
 
 
 class RecordSource(Protocol):
@@ -32,6 +39,7 @@ class SqliteSource:
     def __init__(self, path: Path) -> None:
         if not path.is_file():
             raise RecordOpenError(f"{path}: no session record there")
+        check_header(path)
         self.path = path
         with closing(self._connect()) as db:
             check_readable(db, path)
@@ -40,7 +48,10 @@ class SqliteSource:
             open_record(path).close()
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(f"{path_uri(self.path)}?mode=ro", uri=True)
+        """Read-only; on a read-only disk or folder, where SQLite cannot keep the WAL's
+        shared index beside the file, as an unchanging file."""
+        options = "mode=ro" if os.access(self.path.parent, os.W_OK) else "immutable=1"
+        return sqlite3.connect(f"{path_uri(self.path)}?{options}", uri=True)
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         try:
@@ -86,11 +97,11 @@ class SessionInfo:
 
     @property
     def units_text(self) -> str:
-        """``32 steps (30 stimulated)`` or ``27 of 30 reps``."""
+        """``32 steps, 30 stimulated`` or ``27 of 30 reps``."""
         if self.mode == "exercise":
             of = f" of {self.reps_prescribed}" if self.reps_prescribed else ""
             return f"{self.reps}{of} reps"
-        return f"{self.steps} steps ({self.stimulated_steps} stimulated)"
+        return f"{self.steps} steps, {self.stimulated_steps} stimulated"
 
 
 _SESSION_COLUMNS = """
@@ -196,6 +207,11 @@ class SessionData:
     cues: list[Note]
     steps: list[dict[str, Any]]
     repetitions: list[dict[str, Any]]
+    tick_s: float | None
+    """The control loop's tick and start (None in records older than schema 2)."""
+    clock_start_s: float | None
+    calibration: dict[str, Any] | None
+    """The gait detector's starting calibration, if the session was given one."""
 
     def bursts(self, channel: int) -> list[tuple[float, float]]:
         """(start, end) of each stretch with output on ``channel``, from the commands."""
@@ -221,9 +237,9 @@ def load_session(source: RecordSource, info: SessionInfo) -> SessionData:
     def rows(sql: str) -> list[tuple[Any, ...]]:
         return source.query(sql, sid)
 
-    toml_text, summary_json = rows(
-        "SELECT pr.toml, s.summary FROM sessions s JOIN protocols pr ON pr.id = s.protocol_id "
-        "WHERE s.id = ?")[0]
+    toml_text, summary_json, tick_s, clock_start_s, calibration = rows(
+        "SELECT pr.toml, s.summary, s.tick_s, s.clock_start_s, s.calibration FROM sessions s "
+        "JOIN protocols pr ON pr.id = s.protocol_id WHERE s.id = ?")[0]
     samples = np.array(rows(
         "SELECT t_s, acc_x, acc_y, acc_z, gyro_x, gyro_y, gyro_z, angle_x, angle_y, angle_z "
         "FROM samples WHERE session_id = ? ORDER BY t_s"), dtype=float).reshape(-1, 10)
@@ -250,4 +266,6 @@ def load_session(source: RecordSource, info: SessionInfo) -> SessionData:
         repetitions=[dict(zip(REPETITION_COLUMNS, r, strict=True)) for r in rows(
             f"SELECT {', '.join(REPETITION_COLUMNS)} FROM repetitions WHERE session_id = ? "
             "ORDER BY set_index, rep_index")],
+        tick_s=tick_s, clock_start_s=clock_start_s,
+        calibration=json.loads(calibration) if calibration else None,
     )

@@ -15,6 +15,7 @@ recorded.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import tomllib
 import uuid
@@ -124,9 +125,11 @@ def _to_version_1(db: sqlite3.Connection) -> None:
 
 def _to_version_2(db: sqlite3.Connection) -> None:
     """A stable id per session, its mode, who wrote it (to tell an interrupted session),
-    stored calibrations, and immutability of finished sessions."""
+    what a replay needs besides the samples (the control clock, the detector's starting
+    calibration), stored calibrations, and immutability of finished sessions."""
     for column, kind in (("uuid", "TEXT"), ("mode", "TEXT"), ("host", "TEXT"),
-                         ("pid", "INTEGER"), ("process_token", "TEXT")):
+                         ("pid", "INTEGER"), ("process_token", "TEXT"), ("tick_s", "REAL"),
+                         ("clock_start_s", "REAL"), ("calibration", "TEXT")):
         db.execute(f"ALTER TABLE sessions ADD COLUMN {column} {kind}")
     rows = db.execute("SELECT sessions.id, protocols.toml FROM sessions "
                       "JOIN protocols ON protocols.id = sessions.protocol_id").fetchall()
@@ -175,8 +178,11 @@ def open_record(path: Path) -> sqlite3.Connection:
 
     Nothing is written to a file that fails a check.
     """
-    _check_header(path)
+    check_header(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise RecordOpenError(f"{path}: the record is read-only (file or folder permissions, "
+                              "or a read-only disk); nothing was written")
     try:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                              timeout=BUSY_TIMEOUT_S)
@@ -205,7 +211,7 @@ def check_readable(db: sqlite3.Connection, path: Path) -> None:
         raise RecordOpenError(f"{path}: {_plain(exc)}") from None
 
 
-def _check_header(path: Path) -> None:
+def check_header(path: Path) -> None:
     """A file that is there but not SQLite is refused before SQLite touches it."""
     try:
         with path.open("rb") as file:

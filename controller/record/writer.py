@@ -61,8 +61,11 @@ class SessionRecord(SessionObserver):
     """
 
     def __init__(self, path: Path, *, protocol_name: str, protocol_toml: str, mode: str,
-                 sensor: str, stimulator: str, patient: str | None = None,
-                 flush_interval_s: float = 0.25) -> None:
+                 sensor: str, stimulator: str, clock: tuple[float, float],
+                 calibration: Mapping[str, object] | None = None,
+                 patient: str | None = None, flush_interval_s: float = 0.25) -> None:
+        """``clock`` is the control loop's (tick, start) in seconds and ``calibration``
+        the detector's starting calibration: with the samples, what a replay needs."""
         self.path = path
         self.uuid = str(uuid.uuid4())
         self._db = open_record(path)
@@ -76,10 +79,12 @@ class SessionRecord(SessionObserver):
                 patient_id = self._patient_id(patient) if patient else None
                 cursor = self._db.execute(
                     "INSERT INTO sessions (uuid, patient_id, protocol_id, mode, started_at, "
-                    "sensor, stimulator, status, host, pid, process_token) "
-                    "VALUES (?,?,?,?,?,?,?, 'running', ?,?,?)",
+                    "sensor, stimulator, status, host, pid, process_token, tick_s, "
+                    "clock_start_s, calibration) "
+                    "VALUES (?,?,?,?,?,?,?, 'running', ?,?,?,?,?,?)",
                     (self.uuid, patient_id, protocol_id, mode, now_iso(), sensor, stimulator,
-                     this_host(), os.getpid(), process_token(os.getpid())))
+                     this_host(), os.getpid(), process_token(os.getpid()), *clock,
+                     json.dumps(calibration) if calibration is not None else None))
         except sqlite3.Error as exc:
             self._db.close()
             raise RecordOpenError(f"{path}: the session could not be started in the record: "

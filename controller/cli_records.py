@@ -1,0 +1,171 @@
+"""The ``fes`` commands that read records back: sessions, replay (and the record's other
+readers, wired here as they come).
+
+A record is named by ``--db``: a station's SQLite file, or ``postgresql://…`` for the
+clinic database.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from controller.clinic.source import open_source
+from controller.clinic.sync import sync_to_postgres
+from controller.record import (
+    RecordSource,
+    default_db_path,
+    find_session,
+    list_sessions,
+    load_session,
+)
+from controller.replay import Difference, replay
+
+console = Console(soft_wrap=True)
+
+SHOWN_DIFFERENCES = 20
+STATUS_STYLE = {"completed": "green", "stopped": "green", "running": "cyan",
+                "interrupted": "yellow", "faulted": "red", "failed": "red",
+                "emergency_stop": "red"}
+
+
+def add_record_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]
+                        ) -> None:
+    sessions = commands.add_parser("sessions", help="list the recorded sessions")
+    sessions.add_argument("--patient", help="only this patient's sessions")
+    _add_source(sessions)
+    sessions.set_defaults(handler=_sessions)
+
+    again = commands.add_parser(
+        "replay", help="re-run a recorded session through the current controller and show "
+        "where its decisions differ")
+    again.add_argument("session", help="the session's number or UUID (fes sessions lists them)")
+    _add_source(again)
+    again.set_defaults(handler=_replay)
+    _add_sync(commands)
+
+
+def _add_sync(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sync = commands.add_parser(
+        "sync", help="push this station's finished sessions to the clinic database")
+    sync.add_argument("--to", required=True, metavar="URL",
+                      help="the clinic database, postgresql://USER@HOST/DATABASE")
+    sync.add_argument("--db", type=Path, default=None,
+                      help=f"this station's record (default: {default_db_path()})")
+    sync.add_argument("--station", help="the name the sessions are filed under (default: "
+                      "this computer's name)")
+    sync.set_defaults(handler=_sync)
+
+
+def _add_source(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", default=None, metavar="FILE|URL",
+                        help=f"the record: a file (default: {default_db_path()}) or the "
+                        "clinic database, postgresql://…")
+
+
+def source_of(args: argparse.Namespace) -> RecordSource:
+    return open_source(args.db if args.db is not None else default_db_path())
+
+
+def _sessions(args: argparse.Namespace) -> int:
+    infos = list_sessions(source_of(args), args.patient)
+    if not infos:
+        who = f" for patient {args.patient}" if args.patient else ""
+        console.print(f"no sessions recorded{who}", highlight=False)
+        return 0
+    plural = "s" if len(infos) != 1 else ""
+    table = Table(title=f"{len(infos)} session{plural}", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("#", "started", "patient", "protocol", "mode", "min", "status", "done",
+                   "faults", "uuid"):
+        table.add_column(column, justify="right" if column in ("#", "min", "faults") else "left",
+                         no_wrap=column != "protocol", max_width=30 if column == "protocol"
+                         else None)
+    for info in infos:
+        style = STATUS_STYLE.get(info.status, "")
+        table.add_row(str(info.id), _local_time(info.started_at), info.patient or "—",
+                      escape(info.protocol_name), info.mode, f"{info.duration_s / 60:.1f}",
+                      f"[{style}]{info.status}[/]" if style else info.status, info.units_text,
+                      str(info.faults), info.uuid[:8])
+    console.print(table)
+    return 0
+
+
+def _local_time(iso_utc: str) -> str:
+    return datetime.fromisoformat(iso_utc).astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def _replay(args: argparse.Namespace) -> int:
+    """Exit 0 when the replay decided exactly as recorded, 1 where it differs."""
+    source = source_of(args)
+    info = find_session(source, args.session)
+    result = replay(load_session(source, info))
+    counts = ", ".join(f"{n} {what}" for what, n in result.recorded_counts.items())
+    if result.identical:
+        console.print(f"session {info.id} replayed: identical decisions ({counts})",
+                      highlight=False)
+        return 0
+    replayed = ", ".join(f"{n} {what}" for what, n in result.replayed_counts.items())
+    console.print(f"session {info.id} replayed: decisions differ in {len(result.differences)} "
+                  f"places (recorded {counts}; replay {replayed})", highlight=False)
+    table = Table(show_lines=True)
+    for column in ("t (s)", "what", "recorded", "replay"):
+        table.add_column(column)
+    for difference in result.differences[:SHOWN_DIFFERENCES]:
+        table.add_row(f"{difference.t_s:.3f}", difference.what,
+                      _rows(difference, difference.recorded), _rows(difference,
+                                                                     difference.replayed))
+    console.print(table)
+    if len(result.differences) > SHOWN_DIFFERENCES:
+        console.print(f"… and {len(result.differences) - SHOWN_DIFFERENCES} more",
+                      highlight=False)
+    return 1
+
+
+def _rows(difference: Difference, rows: tuple[tuple[object, ...], ...]) -> str:
+    """A decision per line, as a person reads it."""
+    shown = []
+    for row in rows[:6]:
+        if difference.what == "event":
+            t_s, detected_s, kind = row
+            shown.append(f"{kind} at {t_s:.3f} s (known {detected_s:.3f} s)")
+        elif difference.what == "phase":
+            t_s, phase = row
+            shown.append(f"{phase} at {t_s:.3f} s")
+        else:
+            t_s, channel, amplitude_ma = row
+            shown.append(f"ch{channel} {amplitude_ma:g} mA at {t_s:.3f} s")
+    if len(rows) > 6:
+        shown.append(f"… {len(rows) - 6} more")
+    return "\n".join(shown) or "—"
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar for long work, fed as ``progress(done, total)``."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield advance
+
+
+def _sync(args: argparse.Namespace) -> int:
+    with progress_bar("pushing sessions") as progress:
+        result = sync_to_postgres(args.db or default_db_path(), args.to, station=args.station,
+                                  progress=progress)
+    console.print(f"pushed {result.pushed} sessions; {result.already_there} already there; "
+                  f"{result.skipped_running} still running (pushed once they end)",
+                  highlight=False)
+    return 0
