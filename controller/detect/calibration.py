@@ -118,27 +118,9 @@ def calibrate(samples: Sequence[Sample]) -> GaitCalibration:
     if not period_s > 0:
         raise CalibrationError("sample times do not increase")
     speed_dps = np.linalg.norm(gyro_dps, axis=1)
-    moving = speed_dps > MOVING_DPS
-    if moving.sum() * period_s < MIN_MOVING_S:
-        raise CalibrationError("no walking found: the limb hardly moves")
-
-    moving_gyro = gyro_dps[moving]
-    _, vectors = np.linalg.eigh(moving_gyro.T @ moving_gyro)
-    axis = vectors[:, -1]
-    sagittal_dps = gyro_dps @ axis
-
     impacts = _impacts(acc_norm_mps2, speed_dps, period_s)
-    if len(impacts) < MIN_STEPS:
-        raise CalibrationError(
-            f"found {len(impacts)} heel strike(s), need {MIN_STEPS}: walk a few more steps"
-        )
-    pre = _window(PRE_IMPACT_S, period_s)
-    votes = np.array([sagittal_dps[i - pre[0] : i - pre[1]].mean() for i in impacts])
-    sign = 1.0 if votes.sum() > 0 else -1.0
-    if np.mean(np.sign(votes) == sign) < MIN_SIGN_AGREEMENT:
-        raise CalibrationError("the steps disagree on the swing direction: walk straight")
-    axis = axis * sign
-    sagittal_dps = sagittal_dps * sign
+    axis = sagittal_axis(gyro_dps, impacts, period_s)
+    sagittal_dps = gyro_dps @ axis
 
     swing_peaks: list[float] = []
     push_offs: list[float] = []
@@ -166,6 +148,32 @@ def calibrate(samples: Sequence[Sample]) -> GaitCalibration:
         impact_mps2=float(np.median(acc_norm_mps2[impacts])),
         stride_s=float(np.clip(stride_s, *STRIDE_RANGE_S)),
     )
+
+
+def sagittal_axis(gyro_dps: np.ndarray, impacts: Sequence[int], period_s: float) -> np.ndarray:
+    """The swing-positive sagittal axis (unit vector, sensor frame) of a walk whose heel
+    strikes are at sample indices ``impacts``.
+
+    Raises ``CalibrationError`` when the limb hardly moves, there are too few heel strikes,
+    or they disagree on the swing direction.
+    """
+    moving_gyro = gyro_dps[np.linalg.norm(gyro_dps, axis=1) > MOVING_DPS]
+    if len(moving_gyro) * period_s < MIN_MOVING_S:
+        raise CalibrationError("no walking found: the limb hardly moves")
+    pre = _window(PRE_IMPACT_S, period_s)
+    impacts = [i for i in impacts if i - pre[0] >= 0]
+    if len(impacts) < MIN_STEPS:
+        raise CalibrationError(
+            f"found {len(impacts)} heel strike(s), need {MIN_STEPS}: walk a few more steps"
+        )
+    _, vectors = np.linalg.eigh(moving_gyro.T @ moving_gyro)
+    axis: np.ndarray = vectors[:, -1]
+    sagittal_dps = gyro_dps @ axis
+    votes = np.array([sagittal_dps[i - pre[0] : i - pre[1]].mean() for i in impacts])
+    sign = 1.0 if votes.sum() > 0 else -1.0
+    if np.mean(np.sign(votes) == sign) < MIN_SIGN_AGREEMENT:
+        raise CalibrationError("the steps disagree on the swing direction: walk straight")
+    return axis * sign
 
 
 def _window(bounds_s: tuple[float, float], period_s: float) -> tuple[int, int]:

@@ -47,15 +47,22 @@ def markers_path(imu_path: Path, suffix: str) -> Path:
     return imu_path.with_name(imu_path.name.removesuffix(suffix) + MARKERS_SUFFIX)
 
 
-def heel_height_mm(path: Path, foot: str) -> tuple[np.ndarray, np.ndarray]:
-    """Time (s) and vertical heel-marker position (mm) of one foot."""
-    column = f"{'L' if foot == 'left' else 'R'}_FCC_z"
+def marker_mm(path: Path, foot: str, marker: str, axes: str = "xyz") -> tuple[
+        np.ndarray, np.ndarray]:
+    """Time (s) and the ``axes`` coordinates (mm, one column each) of one foot's marker
+    (``TOE``, ``FCC``, ``FM5``)."""
+    columns = [f"{'L' if foot == 'left' else 'R'}_{marker}_{axis}" for axis in axes]
     with path.open(newline="") as handle:
         header = next(csv.reader(handle))
-        data = np.loadtxt(
-            handle, delimiter=",", usecols=[header.index("time_s"), header.index(column)]
-        )
-    return data[:, 0], data[:, 1]
+        data = np.loadtxt(handle, delimiter=",", ndmin=2,
+                          usecols=[header.index(c) for c in ["time_s", *columns]])
+    return data[:, 0], data[:, 1:]
+
+
+def heel_height_mm(path: Path, foot: str) -> tuple[np.ndarray, np.ndarray]:
+    """Time (s) and vertical heel-marker position (mm) of one foot."""
+    t_s, z_mm = marker_mm(path, foot, "FCC", "z")
+    return t_s, z_mm[:, 0]
 
 
 def heel_offs(
