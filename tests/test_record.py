@@ -292,3 +292,18 @@ def test_a_session_killed_outright_leaves_a_readable_record_marked_interrupted(
     assert killed_at_session_s - last_s < 0.6, (killed_at_session_s, last_s)
     open_record(db).close()  # a writer marks it in the file itself
     assert read_rows(db, "SELECT status FROM sessions") == [("interrupted",)]
+
+
+def test_fes_sessions_lists_each_patients_sessions(tmp_path: Path) -> None:
+    db = tmp_path / "record.sqlite"
+    recorded_session(db, patient="P-001")
+    recorded_session(db, patient="P-002")
+    recorded_session(db, patient="P-001")
+    everyone = fes("sessions", "--db", str(db))
+    assert everyone.returncode == 0 and "3 sessions" in everyone.stdout
+    one = fes("sessions", "--patient", "P-002", "--db", str(db))
+    assert one.returncode == 0 and "1 session" in one.stdout, one.stdout
+    assert "P-002" in one.stdout and "P-001" not in one.stdout
+    assert "completed" in one.stdout and "steps" in one.stdout
+    nobody = fes("sessions", "--patient", "P-404", "--db", str(db))
+    assert nobody.returncode == 0 and "no sessions recorded for patient P-404" in nobody.stdout
