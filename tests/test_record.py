@@ -307,3 +307,24 @@ def test_fes_sessions_lists_each_patients_sessions(tmp_path: Path) -> None:
     assert "completed" in one.stdout and "steps" in one.stdout
     nobody = fes("sessions", "--patient", "P-404", "--db", str(db))
     assert nobody.returncode == 0 and "no sessions recorded for patient P-404" in nobody.stdout
+
+
+def test_the_record_holds_what_the_stimulator_delivered_in_its_own_steps(
+        tmp_path: Path) -> None:
+    """Ramps ask for any amplitude; the device gives 2 mA steps, and the record says so."""
+    db = tmp_path / "record.sqlite"
+    rig = simulate_walk(GAIT, db)
+    delivered: list[float] = []
+    original = rig.stimulator.update
+
+    def heard(amplitudes_ma: Mapping[int, float]) -> None:
+        delivered.extend(amplitudes_ma.values())
+        original(amplitudes_ma)
+
+    rig.stimulator.update = heard  # type: ignore[method-assign]
+    rig.runner().run()
+    recorded = [row[0] for row in read_rows(db, "SELECT amplitude_ma FROM commands ORDER BY "
+                                                "rowid")]
+    assert recorded == delivered
+    ramp_levels = {a for a in recorded if 0 < a < 24}
+    assert len(ramp_levels) >= 5 and all(a % 2 == 0 for a in recorded), ramp_levels
