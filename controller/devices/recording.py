@@ -1,12 +1,20 @@
-"""Recorded IMU walks on disk: the CSV layout of ``shared/data/gait`` and its reference events.
+"""Recorded IMU streams on disk, in two CSV layouts, and the reference events of a walk.
 
-One file holds both feet (``left_acc_x`` ... ``right_gyr_z``); a session uses one foot, the
-stimulated leg. Reference events (``*_reference_events.csv``) sit beside the IMU file.
+* Two feet (``shared/data/gait`` and ``shared/data/exercise``): ``time_s``, then
+  ``left_acc_x`` ... ``right_gyr_z``; a session uses one foot, the stimulated leg.
+  Reference events (``*_reference_events.csv``) sit beside the IMU file.
+* One sensor (what ``fes export`` writes as ``samples.csv``, and what other tools can
+  write): ``time_s, acc_x, acc_y, acc_z, gyro_x, gyro_y, gyro_z`` and optionally
+  ``angle_x, angle_y, angle_z`` (an empty angle cell: the sensor gave none).
+
+Acceleration in m/s² (gravity included), angular rate in °/s, angles in °, time in s.
 """
 
 from __future__ import annotations
 
 import csv
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +25,10 @@ from controller.types import GaitEventKind, Sample
 _EVENT_KINDS = {"IC": GaitEventKind.HEEL_STRIKE, "FC": GaitEventKind.TOE_OFF}
 IMU_SUFFIX = "_foot_imu.csv"
 EVENTS_SUFFIX = "_reference_events.csv"
+SENSOR_COLUMNS = ("time_s", "acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
+"""The one-sensor layout's required columns, in order."""
+ANGLE_COLUMNS = ("angle_x", "angle_y", "angle_z")
+"""Its optional columns: the sensor's own orientation estimate."""
 
 
 class RecordingFormatError(ValueError):
@@ -31,7 +43,7 @@ class ReferenceEvent:
 
 @dataclass(frozen=True)
 class Recording:
-    """One foot of a recorded walk, as arrays (rows are samples)."""
+    """One sensor of a recording, as arrays (rows are samples)."""
 
     name: str
     foot: str
@@ -39,6 +51,8 @@ class Recording:
     acc_mps2: np.ndarray
     gyro_dps: np.ndarray
     reference: list[ReferenceEvent] = field(default_factory=list)
+    angle_deg: np.ndarray | None = None
+    """The sensor's angles where the layout has them (NaN rows: none given)."""
 
     @property
     def rate_hz(self) -> float:
@@ -56,14 +70,18 @@ class Recording:
             return np.column_stack([np.interp(t_s, self.t_s, c) for c in columns.T])
 
         return Recording(self.name, self.foot, t_s, at(self.acc_mps2), at(self.gyro_dps),
-                         list(self.reference))
+                         list(self.reference),
+                         None if self.angle_deg is None else at(self.angle_deg))
 
     def samples(self) -> list[Sample]:
         acc = self.acc_mps2.tolist()
         gyro = self.gyro_dps.tolist()
+        angles = ([None] * len(acc) if self.angle_deg is None else
+                  [None if any(map(math.isnan, row)) else (row[0], row[1], row[2])
+                   for row in self.angle_deg.tolist()])
         return [
-            Sample(t, (a[0], a[1], a[2]), (g[0], g[1], g[2]))
-            for t, a, g in zip(self.t_s.tolist(), acc, gyro, strict=True)
+            Sample(t, (a[0], a[1], a[2]), (g[0], g[1], g[2]), angle)
+            for t, a, g, angle in zip(self.t_s.tolist(), acc, gyro, angles, strict=True)
         ]
 
 
@@ -75,33 +93,105 @@ def feet_in(path: Path) -> list[str]:
 
 
 def load_recording(path: Path, foot: str = "left") -> Recording:
-    """Load one foot of ``*_foot_imu.csv`` plus its reference events, if the file exists."""
+    """Load a recording in either layout: from a two-feet file, ``foot`` and its reference
+    events if that file exists; a one-sensor file's sensor is taken as on ``foot``."""
     path = Path(path)
-    wanted = ["time_s", *(f"{foot}_acc_{a}" for a in "xyz"), *(f"{foot}_gyr_{a}" for a in "xyz")]
     try:
         with path.open(newline="") as handle:
-            header = next(csv.reader(handle), [])
-            missing = [name for name in wanted if name not in header]
-            if missing:
-                present = feet_in(path)
-                hint = f"; it holds the {' and '.join(present)} foot (choose with --foot)" \
-                    if present else ""
-                raise RecordingFormatError(f"{path}: no {foot}-foot IMU data (missing "
-                                           f"{', '.join(missing)}){hint}")
-            data = np.loadtxt(handle, delimiter=",", ndmin=2,
-                              usecols=[header.index(name) for name in wanted])
+            header = [name.strip() for name in next(csv.reader(handle), [])]
     except (OSError, UnicodeDecodeError) as exc:
         raise RecordingFormatError(f"{path}: cannot read recording ({exc})") from exc
-    except ValueError as exc:
-        if isinstance(exc, RecordingFormatError):
-            raise
-        raise RecordingFormatError(f"{path}: a value is not a number ({exc})") from exc
-    if len(data) < 2:
-        raise RecordingFormatError(f"{path}: fewer than two samples")
+    if "acc_x" in header:
+        data = _numeric(path, header, SENSOR_COLUMNS, ANGLE_COLUMNS)
+        angles = data[:, 7:10] if data.shape[1] == 10 else None
+        return Recording(path.stem, foot, data[:, 0], data[:, 1:4], data[:, 4:7],
+                         angle_deg=None if angles is None or np.isnan(angles).all() else angles)
+    wanted = ["time_s", *(f"{foot}_acc_{a}" for a in "xyz"), *(f"{foot}_gyr_{a}" for a in "xyz")]
+    if any(name not in header for name in wanted):
+        present = feet_in(path)
+        hint = f"; it holds the {' and '.join(present)} foot (choose with --foot)" \
+            if present else f"; a one-sensor recording has the columns {', '.join(SENSOR_COLUMNS)}"
+        missing = [name for name in wanted if name not in header]
+        raise RecordingFormatError(f"{path}: no {foot}-foot IMU data (missing "
+                                   f"{', '.join(missing)}){hint}")
+    data = _numeric(path, header, wanted, ())
     name = path.name.removesuffix(IMU_SUFFIX)
     events_path = path.with_name(name + EVENTS_SUFFIX)
     reference = load_reference_events(events_path, foot) if events_path.exists() else []
     return Recording(name, foot, data[:, 0], data[:, 1:4], data[:, 4:7], reference)
+
+
+def _numeric(path: Path, header: list[str], required: Sequence[str],
+             optional: Sequence[str]) -> np.ndarray:
+    """The named columns as floats (an empty optional cell is NaN), checked: every required
+    cell a finite number, at least two rows, time increasing. Errors name the line."""
+    missing = [name for name in required if name not in header]
+    if missing:
+        raise RecordingFormatError(f"{path}: missing column(s) {', '.join(missing)}; the "
+                                   f"header is {','.join(header)}")
+    names = [*required, *(name for name in optional if name in header)]
+    columns = [header.index(name) for name in names]
+    try:
+        data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, usecols=columns,
+                          comments=None, encoding="utf-8",
+                          converters={header.index(name): _number_or_nan
+                                      for name in names[len(required):]})
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecordingFormatError(f"{path}: cannot read recording ({exc})") from exc
+    except ValueError:
+        raise RecordingFormatError(_first_bad_cell(path, header, required, optional)) from None
+    bad_rows = np.flatnonzero(~np.isfinite(data[:, :len(required)]).all(axis=1))
+    if len(bad_rows):
+        raise RecordingFormatError(f"{path}, line {_line_of(path, int(bad_rows[0]))}: a value "
+                                   "is not finite (nan or inf)")
+    if len(data) < 2:
+        raise RecordingFormatError(f"{path}: fewer than two samples")
+    backwards = np.flatnonzero(np.diff(data[:, 0]) <= 0)
+    if len(backwards):
+        row = int(backwards[0]) + 1
+        raise RecordingFormatError(
+            f"{path}, line {_line_of(path, row)}: timestamps do not increase "
+            f"({data[row, 0]:g} s after {data[row - 1, 0]:g} s)")
+    return data
+
+
+def _number_or_nan(text: str) -> float:
+    return float(text) if text.strip() else math.nan
+
+
+def _first_bad_cell(path: Path, header: list[str], required: Sequence[str],
+                    optional: Sequence[str]) -> str:
+    """Why numpy refused the file, found again row by row (only on the error path)."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        for row in reader:
+            if not row:
+                continue
+            line = reader.line_num
+            if len(row) != len(header):
+                return (f"{path}, line {line}: {len(row)} cells where the header has "
+                        f"{len(header)}")
+            for name in [*required, *(name for name in optional if name in header)]:
+                cell = row[header.index(name)].strip()
+                if cell or name in required:
+                    try:
+                        float(cell)
+                    except ValueError:
+                        return f"{path}, line {line}: a value is not a number ({name} is {cell!r})"
+    return f"{path}: not a CSV of numbers under the header"
+
+
+def _line_of(path: Path, row: int) -> int:
+    """The file line of data row ``row`` (numpy skips blank lines; the header is line 1)."""
+    with path.open(encoding="utf-8") as handle:
+        next(handle, None)
+        seen = -1
+        for line, text in enumerate(handle, start=2):
+            seen += bool(text.strip())
+            if seen == row:
+                return line
+    return row + 2
 
 
 def load_reference_events(path: Path, foot: str) -> list[ReferenceEvent]:
