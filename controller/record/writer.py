@@ -6,9 +6,10 @@ session. (Wall time, not session time, because what a kill can lose is wall time
 replay running 1000x faster than real time then commits rarely, as it should.) WAL mode
 lets a reader (the GUI, ``fes report``) follow a running session.
 
-A record that cannot be written is a reason to stop stimulating: :meth:`SessionRecord.problem`
-says so (a write error, a commit waiting longer than ``flush_interval_s`` on a lock or a
-disk that stopped answering, the file deleted or replaced), and the session turns it into a fault.
+A record that cannot be written is a reason to stop stimulating. :meth:`SessionRecord.problem`
+says so: a write error (a full disk, another program's lock held past the busy timeout), a
+commit that has not returned for :data:`STALL_S`, a writer fallen :data:`MAX_QUEUED_BATCHES`
+behind, the file deleted or replaced. The session turns it into a fault.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ _INSERTS = {table: f"INSERT INTO {table} VALUES ({','.join('?' * width)})"
 
 FINISH_WAIT_S = 2.0
 """How long the end of a session waits for the last rows to reach the disk."""
+MAX_QUEUED_BATCHES = 12
+"""Batches handed to the writer and not yet committed (3 s at the flush interval): a
+writer that falls this far behind is a fault, never a queue that grows without end."""
 STALL_S = 1.0
 """A commit still not done after this long means a disk that has stopped answering (a
 lock fails sooner, after the schema's busy timeout). Generous, because a session replayed
@@ -165,6 +169,9 @@ class SessionRecord(SessionObserver):
         """Why the record is not being written, or None while it is."""
         if self._error is not None:
             return f"{self.path}: session record not written: {self._error}"
+        if self._jobs.qsize() > MAX_QUEUED_BATCHES:
+            return (f"{self.path}: the session record cannot keep up ({self._jobs.qsize()} "
+                    "batches waiting for the disk)")
         started = self._writing_since
         if started is not None and time.monotonic() - started > STALL_S:
             return (f"{self.path}: session record not written for "
