@@ -125,6 +125,11 @@ def list_sessions(source: RecordSource, patient: str | None = None) -> list[Sess
     return [_info(row) for row in rows]
 
 
+def has_patient(source: RecordSource, pseudonym: str) -> bool:
+    """Whether the store knows the patient (who may have no session yet)."""
+    return bool(source.query("SELECT 1 FROM patients WHERE pseudonym = ?", (pseudonym,)))
+
+
 def find_session(source: RecordSource, reference: str) -> SessionInfo:
     """A session by its number in this store, or by its UUID (or a unique start of it)."""
     if reference.isdigit():
