@@ -38,7 +38,8 @@ from simulator import BUNDLED_WALK
 
 GAIT = LIBRARY / "peroneal_gait_gyro.toml"
 EXERCISE = LIBRARY / "exercise_seated_dorsiflexion.toml"
-EXERCISE_DATA = Path("/work/shared/data/exercise/yb_s2_knee_extension_9reps_imu.csv")
+EXERCISE_DATA = (Path(__file__).resolve().parents[2] / "shared" / "data" / "exercise"
+                 / "yb_s2_knee_extension_9reps_imu.csv")
 PATIENT = "P-exchange"
 
 
