@@ -43,6 +43,7 @@ from gui.patient_picker import PatientPicker
 from gui.patient_view import PatientView
 from gui.pin_store import PinStore
 from gui.protocol_setup import ProtocolSetup, clinic_protocols
+from gui.review_screen import ReviewScreen
 from protocols import Protocol, load_protocol
 from protocols.loader import ProtocolError, library_protocols
 
@@ -108,6 +109,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.calibration, "Calibration")
         self.devices = DevicePanel()
         self.tabs.addTab(self.devices, "Devices")
+        self.review = ReviewScreen(self.db_path)
+        self.tabs.addTab(self.review, "Review")
         self.tabs.currentChanged.connect(self._tab_shown)
         self.protocol.currentIndexChanged.connect(self._protocol_chosen)
         self.setCentralWidget(self.tabs)
@@ -131,7 +134,10 @@ class MainWindow(QMainWindow):
             self.select_protocol(Path(current).stem)
 
     def _tab_shown(self) -> None:
-        """The calibration screen works on the patient and protocol chosen now."""
+        """The calibration screen works on the patient and protocol chosen now; the review
+        lists what was recorded until now, for the patient chosen now."""
+        if self.tabs.currentWidget() is self.review:
+            self.review.refresh(self.patient.combo.currentText().strip() or None)
         if self.tabs.currentWidget() is not self.calibration or self.calibration.timer.isActive():
             return
         try:
