@@ -19,8 +19,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from controller.clinic.source import open_source
-from controller.clinic.sync import sync_to_postgres
 from controller.record import (
     RecordSource,
     default_db_path,
@@ -52,6 +50,9 @@ def add_record_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     _add_source(again)
     again.set_defaults(handler=_replay)
     _add_sync(commands)
+    _add_report(commands)
+    _add_export(commands)
+    _add_import(commands)
 
 
 def _add_sync(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -66,6 +67,42 @@ def _add_sync(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     sync.set_defaults(handler=_sync)
 
 
+def _add_report(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report = commands.add_parser(
+        "report", help="plots (PNG), a printable HTML summary and a PDF of sessions and of "
+        "progress across them")
+    report.add_argument("--patient", help="this patient's sessions and progress")
+    report.add_argument("--session", help="one session (its number or UUID)")
+    report.add_argument("--out", type=Path, required=True, help="folder to write into")
+    _add_source(report)
+    report.set_defaults(handler=_report)
+
+
+def _add_export(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    export = commands.add_parser(
+        "export", help="sessions to CSV or Parquet, a folder per session")
+    which = export.add_mutually_exclusive_group(required=True)
+    which.add_argument("--session", help="one session (its number or UUID)")
+    which.add_argument("--patient", help="every session of this patient")
+    which.add_argument("--all", action="store_true", help="every session in the record")
+    export.add_argument("--format", choices=("csv", "parquet"), default="csv",
+                        help="file format (default: csv)")
+    export.add_argument("--out", type=Path, required=True, help="folder to write into")
+    _add_source(export)
+    export.set_defaults(handler=_export)
+
+
+def _add_import(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    imported = commands.add_parser(
+        "import", help="check a recording of IMU samples (CSV, the documented layout) and "
+        "optionally convert it to the one-sensor layout")
+    imported.add_argument("file", type=Path, help="a CSV recording or an exported session")
+    imported.add_argument("--foot", choices=("left", "right"), default="left",
+                          help="which foot of a two-foot recording (default: left)")
+    imported.add_argument("--out", type=Path, help="write it as a one-sensor CSV here")
+    imported.set_defaults(handler=_import)
+
+
 def _add_source(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", default=None, metavar="FILE|URL",
                         help=f"the record: a file (default: {default_db_path()}) or the "
@@ -73,6 +110,8 @@ def _add_source(parser: argparse.ArgumentParser) -> None:
 
 
 def source_of(args: argparse.Namespace) -> RecordSource:
+    from controller.clinic.source import open_source  # psycopg: loaded when it is used
+
     return open_source(args.db if args.db is not None else default_db_path())
 
 
@@ -162,10 +201,62 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
 
 
 def _sync(args: argparse.Namespace) -> int:
+    from controller.clinic.sync import sync_to_postgres
+
     with progress_bar("pushing sessions") as progress:
         result = sync_to_postgres(args.db or default_db_path(), args.to, station=args.station,
                                   progress=progress)
     console.print(f"pushed {result.pushed} sessions; {result.already_there} already there; "
                   f"{result.skipped_running} still running (pushed once they end)",
                   highlight=False)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from controller.report import build_report  # matplotlib: loaded when a report is made
+
+    source = source_of(args)
+    with progress_bar("writing the report") as progress:
+        paths = build_report(source, args.out, patient=args.patient, session=args.session,
+                             progress=progress)
+    console.print(f"report written to {args.out}: " + ", ".join(p.name for p in paths[:3])
+                  + (f" and {len(paths) - 3} more" if len(paths) > 3 else ""),
+                  highlight=False)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from controller.exchange import export_sessions  # pyarrow: loaded when exporting
+
+    source = source_of(args)
+    infos = ([find_session(source, args.session)] if args.session
+             else list_sessions(source, args.patient))
+    if not infos:
+        raise LookupError(f"no sessions recorded for patient {args.patient}" if args.patient
+                          else "no sessions in this record")
+    with progress_bar("exporting") as progress:
+        folders = export_sessions(source, infos, args.out, fmt=args.format, progress=progress)
+    console.print(f"{len(folders)} session{'s' if len(folders) != 1 else ''} exported to "
+                  f"{args.out} ({args.format})", highlight=False)
+    for folder in folders:
+        console.print(f"  {folder.name}", highlight=False)
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from controller.exchange import import_recording, recording_line, write_recording
+
+    if not args.file.exists():
+        raise LookupError(f"{args.file}: no such recording")
+    if args.out is not None and args.out.exists():
+        raise LookupError(f"{args.out} exists: choose another name (nothing is overwritten)")
+    samples = import_recording(args.file, foot=args.foot)
+    console.print(recording_line(args.file, samples), highlight=False)
+    target = args.file
+    if args.out is not None:
+        write_recording(samples, args.out)
+        console.print(f"written to {args.out} (one-sensor layout)", highlight=False)
+        target = args.out
+    console.print(f"simulate on it: fes simulate --data {target}; replay it in real time: "
+                  f"fes run --imu replay://{target} …", highlight=False)
     return 0
