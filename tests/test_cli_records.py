@@ -8,7 +8,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from controller.assembly.simulated import simulate_exercise, simulate_walk
 from controller.record import read_rows
-from protocols import load_protocol
+from protocols import ExerciseProtocol, load_protocol
 from protocols.loader import LIBRARY
 from simulator import BUNDLED_WALK
 from tests.test_cli import fes
@@ -17,8 +17,9 @@ from tests.test_cli import fes
 def two_sessions(db: Path) -> None:
     simulate_walk(load_protocol(LIBRARY / "peroneal_gait_gyro.toml"), db,
                   patient="P-001").runner().run()
-    rig, _ = simulate_exercise(load_protocol(LIBRARY / "exercise_seated_dorsiflexion.toml"),
-                               db, patient="P-001", duration_s=40)
+    exercise = load_protocol(LIBRARY / "exercise_seated_dorsiflexion.toml")
+    assert isinstance(exercise, ExerciseProtocol)
+    rig, _ = simulate_exercise(exercise, db, patient="P-001", duration_s=40)
     rig.runner().run()
 
 
