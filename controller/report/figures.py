@@ -44,6 +44,13 @@ EVENT_STYLES = {
     "at_rest": ("s", "#08519c", "back at rest"),
 }
 """Event kinds marked on the signal: marker, colour, legend text."""
+NOTICE_STYLES = {
+    "pause": ("--", "#636363", "output paused"), "resume": ("--", "#31a354", "output resumed"),
+    "nudge": (":", "#3182bd", "intensity changed"),
+    "stop": ("-.", "#636363", "stopped by the operator"),
+    "reset": ("-.", "#e6550d", "fault reset"),
+}
+"""Operator actions drawn across the whole-session panel: line style, colour, legend."""
 FAULT_COLOUR = "#cb181d"
 GAIT_WINDOW_S = 10.0
 EXERCISE_WINDOW_MAX_S = 40.0
@@ -89,6 +96,7 @@ def session_figure(data: SessionData, *, window_s: tuple[float, float] | None = 
                          label="shown in detail below")
         overview.set_title("Whole session: stimulation delivered", fontsize=10, loc="left")
         _draw_faults(overview, data, span)
+        _draw_notices(overview, data, span)
         _legend(overview)
     signal_ax, stim_ax = axes[-2], axes[-1]
     stim_ax.sharex(signal_ax)
@@ -97,6 +105,7 @@ def session_figure(data: SessionData, *, window_s: tuple[float, float] | None = 
     for ax in (signal_ax, stim_ax):
         _draw_phases(ax, data, window)
         _draw_faults(ax, data, window)
+        _draw_notices(ax, data, window)
     signal_ax.set_xlim(*window)
     signal_ax.tick_params(labelbottom=False)
     stim_ax.set_xlabel("time in session (s)")
@@ -163,10 +172,10 @@ def sagittal_signal(data: SessionData, until_s: float = math.inf) -> tuple[np.nd
     strikes = np.searchsorted(samples.t_s, event_times_s(data, "heel_strike"))
     try:
         axis = sagittal_axis(gyro, [int(i) for i in strikes], period_s)
-        label = "sagittal angular velocity (°/s, swing +)"
+        label = "sagittal angular velocity\n(°/s, positive in swing)"
     except CalibrationError:
         axis = np.eye(3)[int(np.argmax(gyro.var(axis=0)))]
-        label = "angular velocity, most moving axis (°/s)"
+        label = "angular velocity about the\nmost moving axis (°/s)"
     return gyro @ axis, label
 
 
@@ -242,6 +251,15 @@ def _draw_faults(ax: Axes, data: SessionData, window: tuple[float, float]) -> No
         if window[0] <= fault.t_s <= window[1]:
             ax.axvline(fault.t_s, color=FAULT_COLOUR, linewidth=1.5,
                        label=f"fault: {fault.kind}")
+
+
+def _draw_notices(ax: Axes, data: SessionData, window: tuple[float, float]) -> None:
+    """The operator's actions as lines across the panel, so a gap in the stimulation has
+    its reason beside it."""
+    for kind, (style, colour, name) in NOTICE_STYLES.items():
+        for t_s in (n.t_s for n in data.notices
+                    if n.kind == kind and window[0] <= n.t_s <= window[1]):
+            ax.axvline(t_s, linestyle=style, color=colour, linewidth=1.2, label=name)
 
 
 def _legend(ax: Axes, extra: Sequence[Patch | Line2D] = ()) -> None:
