@@ -14,12 +14,18 @@ import pytest
 from matplotlib.image import imread
 
 from controller.assembly.simulated import simulate_exercise, simulate_walk
+from controller.clinic.source import PostgresSource
+from controller.clinic.sync import sync_to_postgres
 from controller.record.patients import add_patient
 from controller.record.reader import SqliteSource, list_sessions, load_session, read_rows
 from controller.record.schema import open_record
 from controller.report import build_report, progress_figure, session_figure, session_outcome
 from protocols import ExerciseProtocol, load_protocol
 from simulator.motion import MotionFault
+from tests.test_clinic_sync import clinic_url, postgres
+
+__all__ = ["clinic_url", "postgres"]
+"""The clinic database's fixtures, shared with its own tests."""
 
 LIBRARY = Path(__file__).resolve().parents[1] / "protocols" / "library"
 GAIT = load_protocol(LIBRARY / "peroneal_gait_gyro.toml")
@@ -178,3 +184,22 @@ def test_figures_show_what_the_sessions_have(record: Path) -> None:
     assert len(progress_figure([o for o in outcomes if o.gait]).axes) == 4
     empty = progress_figure([])
     assert not empty.axes and any("No sessions" in t.get_text() for t in empty.texts)
+
+
+def test_the_clinic_database_gives_the_same_report(
+        record: Path, patient_report: tuple[Path, list[Path], list[tuple[int, int]]],
+        clinic_url: str, tmp_path: Path) -> None:
+    sync_to_postgres(record, clinic_url)
+    with PostgresSource(clinic_url) as clinic:
+        files = build_report(clinic, tmp_path, patient="P-001")
+        with pytest.raises(LookupError, match="no patient 'P-404'"):
+            build_report(clinic, tmp_path, patient="P-404")
+    station = SqliteSource(record)
+    text = files[0].read_text(encoding="utf-8")
+    station_text = (patient_report[0] / "report.html").read_text(encoding="utf-8")
+    for info in list_sessions(station, "P-001"):
+        assert info.uuid in text
+    strides = re.compile(r"Per stride.*?</table>", re.DOTALL)
+    assert len(strides.findall(text)) == 2
+    assert strides.findall(text) == strides.findall(station_text)
+    assert pdf_pages(files[1]) == pdf_pages(patient_report[0] / "report.pdf")

@@ -92,7 +92,7 @@ def _median_text(summary: BoutSummary, scale: float, decimals: int) -> str:
     if not summary.count:
         return NONE
     return (f"{number(summary.median, decimals, scale)} "
-            f"({number(summary.q25, decimals, scale)}–{number(summary.q75, decimals, scale)})")
+            f"({number(summary.q25, decimals, scale)} to {number(summary.q75, decimals, scale)})")
 
 
 # -- tables ----------------------------------------------------------------------------------
