@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QPushButton,
     QSplitter,
@@ -39,12 +40,19 @@ from gui.background import Progress, run_in_background
 from gui.figure_pane import FigurePane
 from gui.file_actions import ERROR_STYLE, FileActions
 from gui.session_table import (
+    PATIENT_COLUMN,
+    PROTOCOL_COLUMN,
+    PROTOCOL_WIDTH_PX,
     SESSION_HEADINGS,
+    UNITS_CAPTION,
     TextTableModel,
+    fault_lines,
+    faults_text,
     session_rows,
     session_warning,
     table_view,
     unit_table,
+    unit_window_s,
 )
 
 ALL_PATIENTS = "All patients"
@@ -85,9 +93,18 @@ class ReviewScreen(QWidget):
         self.session_plot = FigurePane()
         self.unit_model = TextTableModel()
         self.units = table_view(self.unit_model)
+        self.units.selectionModel().currentRowChanged.connect(self._zoom_to_unit)
+        self._window_s: tuple[float, float] | None = None
+        self.units_caption = QLabel("")
+        self.units_caption.setWordWrap(True)
+        units_box = QWidget()
+        units_layout = QVBoxLayout(units_box)
+        units_layout.setContentsMargins(0, 0, 0, 0)
+        units_layout.addWidget(self.units_caption)
+        units_layout.addWidget(self.units, 1)
         detail = QSplitter(Qt.Orientation.Vertical)
         detail.addWidget(self.session_plot)
-        detail.addWidget(self.units)
+        detail.addWidget(units_box)
         detail.setSizes([640, 240])
         session_tab = QWidget()
         session_layout = QVBoxLayout(session_tab)
@@ -109,7 +126,7 @@ class ReviewScreen(QWidget):
         body = QSplitter(Qt.Orientation.Horizontal)
         body.addWidget(self.sessions)
         body.addWidget(self.views)
-        body.setSizes([520, 880])
+        body.setSizes([560, 840])
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(body, 1)
@@ -163,6 +180,10 @@ class ReviewScreen(QWidget):
             return  # nothing new: the selection and what it shows stay
         self.infos = infos
         self.session_model.set_content(SESSION_HEADINGS, *session_rows(self.infos))
+        self.sessions.setColumnHidden(PATIENT_COLUMN, patient is not None)
+        header = self.sessions.horizontalHeader()
+        header.setSectionResizeMode(PROTOCOL_COLUMN, QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(PROTOCOL_COLUMN, PROTOCOL_WIDTH_PX)
         self.message.setStyleSheet("")
         self.message.setText("" if self.infos else
                              f"No sessions recorded yet in {self.db_path}. Sessions run on "
@@ -191,6 +212,8 @@ class ReviewScreen(QWidget):
         self.warning.hide()
         self.session_plot.show_message("")
         self.unit_model.set_content((), [], [])
+        self.units_caption.setText("")
+        self._window_s = None
 
     def _selection_changed(self, _new: QItemSelection, _old: QItemSelection) -> None:
         self.files.retarget()
@@ -211,8 +234,30 @@ class ReviewScreen(QWidget):
         if self.current() != info:
             return  # another session was chosen while this one loaded
         self.loaded = data
+        if data.faults:
+            self.warning.setText(f"{self.warning.text()} Faults: {fault_lines(data)}.".strip())
+            self.warning.show()
         self.session_plot.show_figure(figure)
         self.unit_model.set_content(*unit_table(data))
+        self.units_caption.setText(UNITS_CAPTION.get(data.info.mode, "") if
+                                   self.unit_model.rowCount() else
+                                   "No steps or repetitions were recorded in this session.")
+
+    def _zoom_to_unit(self) -> None:
+        """The plot's detail window moves to the step or repetition chosen in the table."""
+        row = self.units.currentIndex().row()
+        data = self.loaded
+        if data is None or row < 0:
+            return
+        window = unit_window_s(data, row)
+        self._window_s = window
+        run_in_background(self, lambda _: session_figure(data, window_s=window),
+                          lambda figure: self._zoomed(data, window, figure),
+                          self.session_plot.show_message)
+
+    def _zoomed(self, data: SessionData, window: tuple[float, float], figure: Figure) -> None:
+        if self.loaded is data and self._window_s == window:
+            self.session_plot.show_figure(figure)
 
     def _session_failed(self, info: SessionInfo, reason: str) -> None:
         if self.current() == info:
@@ -270,4 +315,4 @@ def _with_figure(data: SessionData) -> tuple[SessionData, Figure]:
 def _title(info: SessionInfo) -> str:
     who = info.patient or "anonymous"
     return (f"<b>Session {info.id}</b> · {who} · {info.protocol_name} · {info.units_text} · "
-            f"{info.faults or 'no'} fault(s)")
+            f"{faults_text(info.faults)}")

@@ -33,8 +33,19 @@ STATUS_WARNINGS = {
     "interrupted": "The program recording it stopped before the end: the record holds "
                    "what was saved until then.",
 }
-SESSION_HEADINGS = ("Date", "Patient", "Protocol", "Mode", "Duration", "Status",
-                    "Steps / reps", "Faults")
+SESSION_HEADINGS = ("Date", "Status", "Protocol", "Steps / reps", "Duration", "Faults",
+                    "Mode", "Patient")
+PATIENT_COLUMN = SESSION_HEADINGS.index("Patient")
+PROTOCOL_COLUMN = SESSION_HEADINGS.index("Protocol")
+PROTOCOL_WIDTH_PX = 180
+"""Protocol names are long: elided to leave the plot its room (the tooltip has it whole)."""
+UNITS_CAPTION = {
+    "gait": "Steps, timed in seconds from the start of the session as on the plot; pale red: "
+            "a step not stimulated or with no heel strike. Choose a step to see it in the plot.",
+    "exercise": "Repetitions, timed in seconds from the start of the session as on the plot; "
+                "peak angle from the foot's rest position. Choose a repetition to see it in "
+                "the plot.",
+}
 COUNTERS = ("step", "set_index", "rep_index")
 """Stored from 0; shown from 1, as the cues say them."""
 FLAGS = ("stimulated", "assisted")
@@ -74,7 +85,7 @@ class TextTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.BackgroundRole and warning:
             return QBrush(WARNING_GROUND)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return warning
+            return warning or self.rows[index.row()][index.column()]
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation,
@@ -123,9 +134,9 @@ def session_warning(info: SessionInfo) -> str | None:
 
 
 def session_rows(infos: list[SessionInfo]) -> tuple[list[list[str]], list[str | None]]:
-    rows = [[local_time(i.started_at), i.patient or "anonymous", i.protocol_name, i.mode,
-             minutes_seconds(i.duration_s), status_text(i), i.units_text,
-             str(i.faults) if i.faults else "none"] for i in infos]
+    rows = [[local_time(i.started_at), status_text(i), i.protocol_name, i.units_text,
+             minutes_seconds(i.duration_s), str(i.faults) if i.faults else "none", i.mode,
+             i.patient or "anonymous"] for i in infos]
     return rows, [session_warning(i) for i in infos]
 
 
@@ -149,6 +160,16 @@ def cell(column: str, value: Any) -> str:
     return str(value).replace("_", " ")
 
 
+def fault_lines(data: SessionData) -> str:
+    """What latched and when, in the session's own seconds (as on the plot)."""
+    return "; ".join(f"{note.kind.replace('_', ' ')} at {note.t_s:.1f} s"
+                     + (f" ({note.text})" if note.text else "") for note in data.faults)
+
+
+def faults_text(count: int) -> str:
+    return "no faults" if not count else "1 fault" if count == 1 else f"{count} faults"
+
+
 def step_warning(step: dict[str, Any]) -> str | None:
     if step["outcome"] != "completed":
         return f"Step {step['step'] + 1}: {str(step['outcome']).replace('_', ' ')}."
@@ -169,3 +190,20 @@ def unit_table(data: SessionData) -> tuple[tuple[str, ...], list[list[str]],
     warnings: list[str | None] = [step_warning(u) if data.info.mode == "gait" else None
                                   for u in units]
     return tuple(heading(c) for c in columns), rows, warnings
+
+
+STEP_LEAD_S = 3.0
+STEP_WINDOW_S = 10.0
+REP_MARGIN_S = 2.0
+
+
+def unit_window_s(data: SessionData, row: int) -> tuple[float, float]:
+    """The plot's detail window around one step (a few steps either side, as the plot's
+    own first window) or one repetition (with its cue and its return to rest)."""
+    if data.info.mode == "gait":
+        start = float(data.steps[row]["start_s"]) - STEP_LEAD_S
+        return start, start + STEP_WINDOW_S
+    rep = data.repetitions[row]
+    onset = float(rep["onset_s"])
+    end = float(rep["end_s"]) if rep["end_s"] is not None else onset + STEP_WINDOW_S
+    return onset - REP_MARGIN_S, end + REP_MARGIN_S

@@ -19,6 +19,7 @@ from controller.record import SessionInfo, SqliteSource, list_sessions, load_ses
 from gui import review_screen
 from gui.main_window import MainWindow
 from gui.review_screen import ALL_PATIENTS, ReviewScreen
+from gui.session_table import SESSION_HEADINGS, STEP_LEAD_S
 from protocols import ExerciseProtocol, load_protocol
 from protocols.loader import library_protocols
 
@@ -78,6 +79,10 @@ def record(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return db
 
 
+def column(heading: str) -> int:
+    return SESSION_HEADINGS.index(heading)
+
+
 def make_screen(qtbot: QtBot, db: Path) -> ReviewScreen:
     screen = ReviewScreen(db)
     qtbot.addWidget(screen)
@@ -108,7 +113,7 @@ def test_the_list_is_every_session_of_the_record_newest_first(qtbot: QtBot,
     infos = recorded(record)
     screen = listed(qtbot, record, len(infos))
     assert [i.uuid for i in screen.infos] == [i.uuid for i in reversed(infos)]
-    assert [screen.session_model.rows[r][6] for r in range(len(infos))] == \
+    assert [row[column("Steps / reps")] for row in screen.session_model.rows] == \
         [i.units_text for i in reversed(infos)]
     assert screen.message.text() == ""
 
@@ -120,7 +125,7 @@ def test_choosing_a_patient_lists_only_their_sessions(qtbot: QtBot, record: Path
     screen.patient.setCurrentText("P-001")
     assert [i.uuid for i in screen.infos] == \
         [i.uuid for i in reversed(recorded(record, "P-001"))]
-    assert {row[1] for row in screen.session_model.rows} == {"P-001"}
+    assert {row[column("Patient")] for row in screen.session_model.rows} == {"P-001"}
 
 
 @pytest.mark.parametrize("mode", ["gait", "exercise"])
@@ -138,13 +143,30 @@ def test_a_chosen_session_shows_its_plot_and_one_row_per_step_or_repetition(
     assert screen.unit_model.rows[0][0] == "1", "counted from 1, as the cues count"
 
 
+def test_choosing_a_step_moves_the_plots_detail_window_to_it(qtbot: QtBot,
+                                                             record: Path) -> None:
+    screen = listed(qtbot, record, len(recorded(record)))
+    info = next(i for i in screen.infos if i.mode == "gait" and i.status == "completed")
+    shown(screen, qtbot, info)
+    assert screen.loaded is not None
+    step = screen.loaded.steps[20]
+    screen.units.selectRow(20)
+
+    def detail_starts_s() -> list[float]:
+        canvas = screen.session_plot.canvas
+        return [] if canvas is None else [ax.get_xlim()[0] for ax in canvas.figure.axes]
+
+    qtbot.waitUntil(lambda: any(abs(t - (step["start_s"] - STEP_LEAD_S)) < 1e-6
+                                for t in detail_starts_s()), timeout=TIMEOUT_MS)
+
+
 def test_an_interrupted_session_is_marked_in_the_list_and_when_shown(
         qtbot: QtBot, record: Path) -> None:
     screen = listed(qtbot, record, len(recorded(record)))
     row, info = next((r, i) for r, i in enumerate(screen.infos) if i.patient == "P-002"
                      and i.mode == "gait")
     assert info.status == "interrupted"
-    assert "interrupted" in screen.session_model.rows[row][5]
+    assert "interrupted" in screen.session_model.rows[row][column("Status")]
     assert screen.session_model.warnings[row] is not None
     shown(screen, qtbot, info)
     assert screen.warning.isVisible() and "stopped before the end" in screen.warning.text()
