@@ -49,6 +49,8 @@ UNITS_CAPTION = {
 COUNTERS = ("step", "set_index", "rep_index")
 """Stored from 0; shown from 1, as the cues say them."""
 FLAGS = ("stimulated", "assisted")
+STEP_OUTCOMES = {"completed": "heel strike found", "missed_heel_strike": "no heel strike",
+                 "stopped": "stopped mid-step"}
 UNITS = {"_s": "s", "_deg": "°", "_uc": "µC", "_ma": "mA"}
 
 Index = QModelIndex | QPersistentModelIndex
@@ -155,6 +157,8 @@ def cell(column: str, value: Any) -> str:
         return str(int(value) + 1)
     if column in FLAGS:
         return "yes" if value else "no"
+    if column == "outcome":
+        return STEP_OUTCOMES.get(str(value), str(value))
     if isinstance(value, float):
         return f"{value:.2f}" if column.endswith("_s") else f"{value:.1f}"
     return str(value).replace("_", " ")
@@ -172,7 +176,7 @@ def faults_text(count: int) -> str:
 
 def step_warning(step: dict[str, Any]) -> str | None:
     if step["outcome"] != "completed":
-        return f"Step {step['step'] + 1}: {str(step['outcome']).replace('_', ' ')}."
+        return f"Step {step['step'] + 1}: {cell('outcome', step['outcome'])}."
     if not step["charge_uc"]:
         return f"Step {step['step'] + 1}: not stimulated."
     return None
