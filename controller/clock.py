@@ -13,6 +13,9 @@ from typing import Protocol
 
 class Clock(Protocol):
     tick_s: float
+    paced: bool
+    """Whether ticks follow the wall clock (a patient's session), or run as fast as the
+    machine goes (a replay, a test): only then is a wall-clock delay a fault."""
 
     def now(self) -> float: ...
 
@@ -25,6 +28,7 @@ class VirtualClock:
 
     def __init__(self, tick_s: float, start_s: float = 0.0, realtime: bool = False) -> None:
         self.tick_s = tick_s
+        self.paced = realtime
         self._now_s = start_s
         self._realtime = realtime
         self._wall_origin = time.monotonic() - start_s
@@ -65,6 +69,7 @@ class MonotonicClock:
     def __init__(self, tick_s: float,
                  wake_up: Callable[[float], bool] | None = None) -> None:
         self.tick_s = tick_s
+        self.paced = True
         self._wake_up = wake_up
         self._last_tick_s = time.monotonic()
 

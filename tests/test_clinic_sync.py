@@ -274,7 +274,7 @@ def test_a_file_that_is_not_a_record_is_refused_before_any_connection(tmp_path: 
     other = tmp_path / "other.sqlite"
     with sqlite3.connect(other) as db:
         db.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
-    for path, said in ((notes, "not a database"), (other, "not a session record"),
+    for path, said in ((notes, "not an SQLite database"), (other, "not a session record"),
                        (tmp_path / "missing.sqlite", "no session record there")):
         with pytest.raises(ClinicDatabaseError, match=said):
             sync_to_postgres(path, "postgresql://fes@127.0.0.1:1/never-reached")

@@ -47,7 +47,8 @@ def build_session(protocol: Protocol, sensor: MotionSensor, stimulator: Stimulat
                                protocol_toml=dump_protocol(protocol), mode=protocol.mode,
                                sensor=sensor_name, clock=(clock.tick_s, clock.now()),
                                calibration=calibration.to_dict() if calibration else None,
-                               stimulator=stimulator_name, patient=patient)
+                               stimulator=stimulator_name, patient=patient,
+                               paced=clock.paced)
     return Session(control, sensor, supervisor, watch, clock, fanout,
                    duration_s if duration_s is not None else protocol.session.duration_s,
                    record)

@@ -142,6 +142,8 @@ class _RecordingClock:
     after the stimulator's handshake, also keeps the first ticks from racing to catch up.
     """
 
+    paced = True
+
     def __init__(self, tick_s: float) -> None:
         self.tick_s = tick_s
         self._paced = VirtualClock(tick_s)

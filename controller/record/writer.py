@@ -38,15 +38,17 @@ _INSERTS = {table: f"INSERT INTO {table} VALUES ({','.join('?' * width)})"
                                  ("commands", 4), ("faults", 4), ("notices", 4),
                                  ("steps", 7), ("repetitions", 17), ("cues", 4))}
 
-FINISH_WAIT_S = 2.0
-"""How long the end of a session waits for the last rows to reach the disk."""
+FINISH_WAIT_S = 10.0
+"""How long the end of a session waits for the last rows to reach the disk (a disk that
+has stopped answering must not keep the program from exiting)."""
 MAX_QUEUED_BATCHES = 12
-"""Batches handed to the writer and not yet committed (3 s at the flush interval): a
-writer that falls this far behind is a fault, never a queue that grows without end."""
+"""Batches handed to the writer and not yet committed (3 s at the flush interval). A
+paced session whose writer falls this far behind has a fault; an unpaced one (a replay)
+waits for the writer. Either way the queue never grows without end."""
 STALL_S = 1.0
-"""A commit still not done after this long means a disk that has stopped answering (a
-lock fails sooner, after the schema's busy timeout). Generous, because a session replayed
-faster than real time leaves the writer thread little time to run."""
+"""In a paced session, a commit still not done after this long means a disk that has
+stopped answering (a lock fails sooner, after the schema's busy timeout). An unpaced
+session races the writer for the interpreter, so there a slow commit is no sign."""
 
 
 def now_iso() -> str:
@@ -67,14 +69,17 @@ class SessionRecord(SessionObserver):
     def __init__(self, path: Path, *, protocol_name: str, protocol_toml: str, mode: str,
                  sensor: str, stimulator: str, clock: tuple[float, float],
                  calibration: Mapping[str, object] | None = None,
-                 patient: str | None = None, flush_interval_s: float = 0.25) -> None:
+                 patient: str | None = None, paced: bool = True,
+                 flush_interval_s: float = 0.25) -> None:
         """``clock`` is the control loop's (tick, start) in seconds and ``calibration``
-        the detector's starting calibration: with the samples, what a replay needs."""
+        the detector's starting calibration: with the samples, what a replay needs.
+        ``paced``: the session follows the wall clock (see :data:`STALL_S`)."""
         self.path = path
         self.uuid = str(uuid.uuid4())
         self._db = open_record(path)
         self._identity = _identity(path)
         self._flush_interval_s = flush_interval_s
+        self._paced = paced
         self._pending: dict[str, list[tuple[Any, ...]]] = {table: [] for table in _INSERTS}
         self._last_flush_s = time.monotonic()
         try:
@@ -95,9 +100,10 @@ class SessionRecord(SessionObserver):
                                   f"{exc}") from None
         assert cursor.lastrowid is not None
         self.session_id: int = cursor.lastrowid
-        self._jobs: queue.Queue[Job | None] = queue.Queue()
+        self._jobs: queue.Queue[Job | None] = queue.Queue(MAX_QUEUED_BATCHES)
         self._error: str | None = None
         self._writing_since: float | None = None
+        self._behind = False
         self._writer = threading.Thread(target=self._write_loop, name="session-record",
                                         daemon=True)
         self._writer.start()
@@ -155,11 +161,16 @@ class SessionRecord(SessionObserver):
         A record that has failed keeps what it had: nothing more is attempted.
         """
         row = (now_iso(), summary.status, json.dumps(summary.as_dict()), self.session_id)
-        self.flush()
-        self._jobs.put(lambda db: db.execute(
-            "UPDATE sessions SET ended_at=?, status=?, summary=? WHERE id=?", row))
-        self._jobs.put(None)
-        self._writer.join(FINISH_WAIT_S)
+        deadline_s = time.monotonic() + FINISH_WAIT_S
+        last: list[Job | None] = [lambda db: db.execute(
+            "UPDATE sessions SET ended_at=?, status=?, summary=? WHERE id=?", row), None]
+        pending = self._take_pending()
+        try:
+            for job in [pending, *last] if pending is not None else last:
+                self._jobs.put(job, timeout=max(0.0, deadline_s - time.monotonic()))
+        except queue.Full:
+            return  # the disk stopped answering: what is committed stays, the rest is lost
+        self._writer.join(max(0.0, deadline_s - time.monotonic()))
         if not self._writer.is_alive():
             self._db.close()
 
@@ -169,22 +180,36 @@ class SessionRecord(SessionObserver):
         """Why the record is not being written, or None while it is."""
         if self._error is not None:
             return f"{self.path}: session record not written: {self._error}"
-        if self._jobs.qsize() > MAX_QUEUED_BATCHES:
-            return (f"{self.path}: the session record cannot keep up ({self._jobs.qsize()} "
+        if self._behind:
+            return (f"{self.path}: the session record cannot keep up ({MAX_QUEUED_BATCHES} "
                     "batches waiting for the disk)")
         started = self._writing_since
-        if started is not None and time.monotonic() - started > STALL_S:
+        if self._paced and started is not None and time.monotonic() - started > STALL_S:
             return (f"{self.path}: session record not written for "
                     f"{time.monotonic() - started:.2f} s (the disk is not answering)")
         return None
 
     def flush(self) -> None:
-        """Hand everything buffered to the writer now (it never waits for the disk)."""
+        """Hand everything buffered to the writer now. A paced session never waits for the
+        disk: a full queue is a fault (:meth:`problem`); an unpaced one waits its turn."""
         self._last_flush_s = time.monotonic()
+        job = self._take_pending()
+        if job is None:
+            return
+        if not self._paced:
+            self._jobs.put(job)
+            return
+        try:
+            self._jobs.put_nowait(job)
+        except queue.Full:
+            self._behind = True
+
+    def _take_pending(self) -> Job | None:
         batch = {table: rows for table, rows in self._pending.items() if rows}
-        if batch:
-            self._pending = {table: [] for table in _INSERTS}
-            self._jobs.put(lambda db: _insert(db, batch))
+        if not batch:
+            return None
+        self._pending = {table: [] for table in _INSERTS}
+        return lambda db: _insert(db, batch)
 
     # -- internals -------------------------------------------------------------------
 
