@@ -109,7 +109,7 @@ def write_session(capture: Capture, clock: tuple[float, float], protocol: Protoc
     record = SessionRecord(db, protocol_name=protocol.name,
                            protocol_toml=dump_protocol(protocol), mode=protocol.mode,
                            sensor="benchmark", stimulator="sim://rehastim2", clock=clock,
-                           patient=PATIENT)
+                           patient=PATIENT, paced=False)
     problem = None
     for hook, args in capture.calls:
         getattr(record, hook)(*args)
@@ -158,7 +158,7 @@ def main() -> int:
         source = SqliteSource(db)
         infos = list_sessions(source, patient=PATIENT)
         report_s = timed(lambda: build_report(source, Path(folder) / "report",
-                                              patient=PATIENT))
+                                              patient=PATIENT, paced=False))
         csv_s = timed(lambda: export_sessions(source, infos, Path(folder) / "csv", fmt="csv"))
         parquet_s = timed(lambda: export_sessions(source, infos, Path(folder) / "parquet",
                                                   fmt="parquet"))

@@ -34,8 +34,8 @@ from controller.record import (
     list_sessions,
     load_session,
 )
+from controller.report.build import session_outcomes
 from controller.report.figures import progress_figure, session_figure
-from controller.report.outcomes import session_outcome
 from gui.background import Progress, run_in_background
 from gui.figure_pane import FigurePane
 from gui.file_actions import ERROR_STYLE, FileActions
@@ -282,17 +282,13 @@ class ReviewScreen(QWidget):
         self.progress_plot.show_message(f"Reading {len(key)} sessions of {patient} …")
 
         def work(progress: Progress) -> Figure:
-            source = self.open_source()
-            outcomes = []
-            for done, info in enumerate(oldest_first):
-                progress(done, len(oldest_first))
-                outcomes.append(session_outcome(load_session(source, info)))
-            return progress_figure(outcomes)
+            return progress_figure(session_outcomes(self.open_source(), oldest_first,
+                                                    progress))
 
         run_in_background(self, work, lambda figure: self._progress_done(key, figure),
                           self.progress_plot.show_message,
                           lambda done, total: self.progress_plot.show_message(
-                              f"Reading session {done + 1} of {total} of {patient} …"))
+                              f"Read {done} of {total} sessions of {patient} …"))
 
     def _progress_done(self, key: tuple[int, ...], figure: Figure) -> None:
         if key == self._progress_key:

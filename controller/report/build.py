@@ -8,7 +8,7 @@ session again to draw it. Only one session's samples are in memory at a time.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -62,10 +62,7 @@ def build_report(source: RecordSource, out_dir: Path, *, patient: str | None = N
         if progress is not None:
             progress(done, total)
 
-    outcomes = []
-    for info in infos:
-        outcomes.append(session_outcome(load_session(source, info)))
-        step()
+    outcomes = session_outcomes(source, infos, lambda _done, _total: step())
     content = ReportContent(
         title=_title(patient, infos if session is not None else None),
         subtitle=_subtitle(outcomes),
@@ -97,6 +94,18 @@ def build_report(source: RecordSource, out_dir: Path, *, patient: str | None = N
     step()
     return [html_path, pdf_path, *content.progress_pngs,
             *(p.figure_png for p in content.sessions if p.figure_png)]
+
+
+def session_outcomes(source: RecordSource, infos: Sequence[SessionInfo],
+                     progress: ProgressCallback | None = None) -> list[SessionOutcome]:
+    """Each session's outcome, read one session at a time (an hour of samples each);
+    ``progress(done, total)`` after each."""
+    outcomes = []
+    for done, info in enumerate(infos, start=1):
+        outcomes.append(session_outcome(load_session(source, info)))
+        if progress is not None:
+            progress(done, len(infos))
+    return outcomes
 
 
 def select_sessions(source: RecordSource, *, patient: str | None = None,

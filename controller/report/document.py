@@ -13,7 +13,7 @@ import html
 import math
 import textwrap
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -285,15 +285,21 @@ def _numeric(cell: str) -> bool:
 # -- PDF -------------------------------------------------------------------------------------
 
 
+PDF_MAX_ROWS = 60
+"""Rows of one table the PDF holds: an hour's walk has some 3000 strides, which belong in
+the HTML and an export, not on fifty printed pages."""
+
+
 def table_pages(tables: Sequence[Table], heading: str,
                 intro: Sequence[tuple[str, str]] = ()) -> Iterator[Figure]:
     """Tables flowed onto PDF pages under ``heading`` and, on the first page, the
     ``intro`` lines (text, colour): a table that does not fit goes on over the next page
-    with its header repeated; long cells are wrapped."""
+    with its header repeated; long cells are wrapped; a long table is cut at
+    :data:`PDF_MAX_ROWS`, saying so."""
     page = _TablePage(heading)
     for text, colour in intro:
         page.line(text, colour)
-    for table in tables:
+    for table in map(_cut_for_print, tables):
         header = tuple(textwrap.fill(h, PDF_HEADER_CHARS) for h in table.header)
         rows = [tuple(textwrap.fill(c, PDF_CELL_CHARS) for c in row) for row in table.rows]
         title = table.title
@@ -311,6 +317,14 @@ def table_pages(tables: Sequence[Table], heading: str,
             if not rows:
                 break
     yield page.figure
+
+
+def _cut_for_print(table: Table) -> Table:
+    if len(table.rows) <= PDF_MAX_ROWS:
+        return table
+    return replace(table, title=f"{table.title}: the first {PDF_MAX_ROWS} of "
+                   f"{len(table.rows)} (report.html and fes export hold them all)",
+                   rows=table.rows[:PDF_MAX_ROWS])
 
 
 PDF_HEADER_CHARS = 14
