@@ -158,7 +158,7 @@ def main() -> int:
         source = SqliteSource(db)
         infos = list_sessions(source, patient=PATIENT)
         report_s = timed(lambda: build_report(source, Path(folder) / "report",
-                                              patient=PATIENT, paced=False))
+                                              patient=PATIENT))
         csv_s = timed(lambda: export_sessions(source, infos, Path(folder) / "csv", fmt="csv"))
         parquet_s = timed(lambda: export_sessions(source, infos, Path(folder) / "parquet",
                                                   fmt="parquet"))
