@@ -145,6 +145,8 @@ def _parser() -> argparse.ArgumentParser:
     gui = commands.add_parser("gui", help="the desktop application (on the simulator)")
     gui.add_argument("--db", type=Path, default=None,
                      help=f"session record (default: {default_db_path()})")
+    gui.add_argument("--clinic", metavar="URL",
+                     help="the clinic database (postgresql://…) the Review tab can read")
     gui.set_defaults(handler=_gui)
     return parser
 
@@ -152,7 +154,7 @@ def _parser() -> argparse.ArgumentParser:
 def _gui(args: argparse.Namespace) -> int:
     from gui.app import run
 
-    return run(args.db)
+    return run(args.db, args.clinic)
 
 
 def _add_session_options(parser: argparse.ArgumentParser, duration_default: str) -> None:

@@ -25,9 +25,9 @@ def install_error_hook(window: MainWindow) -> None:
     sys.excepthook = hook
 
 
-def run(db_path: Path | None = None) -> int:
+def run(db_path: Path | None = None, clinic_url: str | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = MainWindow(db_path)
+    window = MainWindow(db_path, clinic_url=clinic_url)
     install_error_hook(window)
     window.resize(1280, 860)
     window.show()

@@ -54,9 +54,10 @@ WATCH_MS = 100
 
 class MainWindow(QMainWindow):
     def __init__(self, db_path: Path | None = None, realtime: bool = True,
-                 settings_dir: Path | None = None) -> None:
+                 settings_dir: Path | None = None, clinic_url: str | None = None) -> None:
         """``settings_dir``: where the clinic's protocols and the PIN live (default: the
-        user's data and configuration folders)."""
+        user's data and configuration folders); ``clinic_url``: the clinic database the
+        Review tab can read."""
         super().__init__()
         self.setWindowTitle("FES foot-drop controller — research tool, not a certified "
                             "medical device")
@@ -109,7 +110,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.calibration, "Calibration")
         self.devices = DevicePanel()
         self.tabs.addTab(self.devices, "Devices")
-        self.review = ReviewScreen(self.db_path)
+        self.review = ReviewScreen(self.db_path, clinic_url)
         self.tabs.addTab(self.review, "Review")
         self.tabs.currentChanged.connect(self._tab_shown)
         self.protocol.currentIndexChanged.connect(self._protocol_chosen)

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from controller.clinic.source import PostgresSource
 from controller.record import (
     RecordSource,
     SessionData,
@@ -57,13 +58,25 @@ from gui.session_table import (
 
 ALL_PATIENTS = "All patients"
 WARNING_STYLE = "background: #fde2e1; color: #7f0000; padding: 6px;"
+STATION = "This station's record"
+CLINIC = "Clinic database"
 CHOOSE_SESSION = "Choose a session in the list to see its plot and its steps or repetitions."
 
 
 class ReviewScreen(QWidget):
-    def __init__(self, db_path: Path, parent: QWidget | None = None) -> None:
+    def __init__(self, db_path: Path, clinic_url: str | None = None,
+                 parent: QWidget | None = None) -> None:
+        """``clinic_url``: the clinic database (``postgresql://…``) the tab can read instead
+        of this station's record."""
         super().__init__(parent)
         self.db_path = db_path
+        self.clinic_url = clinic_url
+        self.store = QComboBox()
+        self.store.addItem(STATION, None)
+        if clinic_url is not None:
+            self.store.addItem(CLINIC, clinic_url)
+        self.store.setVisible(clinic_url is not None)
+        self.store.currentIndexChanged.connect(lambda _: self.refresh(self._followed))
         self.infos: list[SessionInfo] = []
         """The sessions listed, newest first, as the list shows them."""
         self.loaded: SessionData | None = None
@@ -119,6 +132,7 @@ class ReviewScreen(QWidget):
         self.files = FileActions(self.open_source, self._report_target, self._export_target)
 
         top = QHBoxLayout()
+        top.addWidget(self.store)
         top.addWidget(QLabel("Patient"))
         top.addWidget(self.patient)
         top.addWidget(self.refresh_button)
@@ -134,8 +148,12 @@ class ReviewScreen(QWidget):
         self._show_list()
 
     def open_source(self) -> RecordSource:
-        """The record under review (the clinic database's source can take its place)."""
-        return SqliteSource(self.db_path)
+        """The record under review: this station's, or the clinic database."""
+        url = self.store.currentData()
+        return PostgresSource(url) if url else SqliteSource(self.db_path)
+
+    def _store_name(self) -> str:
+        return "the clinic database" if self.store.currentData() else str(self.db_path)
 
     # -- the list -------------------------------------------------------------------------
 
@@ -144,7 +162,7 @@ class ReviewScreen(QWidget):
         follows ``patient`` (the one chosen for sessions) when that choice has changed."""
         if patient != self._followed:
             self._followed = self._wanted = patient
-        if not self.db_path.exists():
+        if self.store.currentData() is None and not self.db_path.exists():
             self._listed([])
             return
         self.refresh_button.setEnabled(False)
@@ -186,8 +204,8 @@ class ReviewScreen(QWidget):
         header.resizeSection(PROTOCOL_COLUMN, PROTOCOL_WIDTH_PX)
         self.message.setStyleSheet("")
         self.message.setText("" if self.infos else
-                             f"No sessions recorded yet in {self.db_path}. Sessions run on "
-                             "this station appear here once they start.")
+                             f"No sessions recorded yet in {self._store_name()}. Sessions "
+                             "appear here once they start (the clinic's, once synced).")
         self._clear_detail()
         self._progress_key = None
         self._show_progress()

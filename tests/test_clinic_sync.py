@@ -6,13 +6,11 @@ started they skip, saying why.
 
 from __future__ import annotations
 
-import itertools
 import socket
 import sqlite3
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,6 @@ from typing import Any
 import numpy as np
 import psycopg
 import pytest
-from psycopg import sql
 
 from controller.assembly import SimulatedRig, build_simulated_session
 from controller.assembly.simulated import recorded_walk, simulate_exercise
@@ -31,35 +28,13 @@ from controller.record import list_sessions, load_session, read_rows
 from controller.record.schema import CHILD_TABLES
 from protocols import ExerciseProtocol, load_protocol
 from simulator import BUNDLED_WALK
-from tests.postgres_server import PostgresServer, PostgresUnavailable, start_postgres
+from tests.postgres_server import PostgresServer
 
 LIBRARY = Path(__file__).resolve().parents[1] / "protocols" / "library"
 GAIT = load_protocol(LIBRARY / "peroneal_gait_gyro.toml")
 EXERCISE = load_protocol(LIBRARY / "exercise_seated_dorsiflexion.toml")
 SHORT_WALK = 1500
 """Samples of the bundled walk in a short gait session (7 s of its 39)."""
-
-_databases = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    try:
-        server = start_postgres()
-    except PostgresUnavailable as exc:
-        pytest.skip(str(exc))
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def clinic_url(postgres: PostgresServer) -> str:
-    """A new, empty database on the test server for each test."""
-    name = f"clinic_{next(_databases)}"
-    with psycopg.connect(postgres.url(), autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return postgres.url(name)
-
 
 def walk_rig(db: Path, samples: int | None, patient: str | None) -> SimulatedRig:
     """A gait session on the bundled walk: recorded as running until it is run."""

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QFileDialog
 from pytestqt.qtbot import QtBot
 
 from controller.assembly.simulated import simulate_exercise, simulate_walk
+from controller.clinic.sync import sync_to_postgres
 from controller.record import SessionInfo, SqliteSource, list_sessions, load_session
 from gui import review_screen
 from gui.main_window import MainWindow
@@ -83,8 +84,8 @@ def column(heading: str) -> int:
     return SESSION_HEADINGS.index(heading)
 
 
-def make_screen(qtbot: QtBot, db: Path) -> ReviewScreen:
-    screen = ReviewScreen(db)
+def make_screen(qtbot: QtBot, db: Path, clinic_url: str | None = None) -> ReviewScreen:
+    screen = ReviewScreen(db, clinic_url)
     qtbot.addWidget(screen)
     screen.resize(1400, 900)
     screen.show()
@@ -267,3 +268,22 @@ def test_the_review_tab_lists_the_record_for_the_patient_chosen_for_sessions(
     qtbot.waitUntil(lambda: [i.uuid for i in window.review.infos] == expected,
                     timeout=TIMEOUT_MS)
     window.close()
+
+
+def test_the_review_tab_reads_the_clinic_database_when_chosen(
+        qtbot: QtBot, record: Path, tmp_path: Path, clinic_url: str) -> None:
+    """A second station's sessions, synced to the clinic, show beside none of this one's."""
+    other_station = tmp_path / "other.sqlite"
+    simulate_walk(load_protocol(library("peroneal_gait_gyro")), other_station,
+                  patient="P-009").runner().run()
+    sync_to_postgres(other_station, clinic_url, station="ward-2")
+    screen = make_screen(qtbot, record, clinic_url)
+    screen.refresh()
+    qtbot.waitUntil(lambda: screen.session_model.rowCount() == len(recorded(record)),
+                    timeout=TIMEOUT_MS)
+    screen.store.setCurrentIndex(1)
+    qtbot.waitUntil(lambda: screen.session_model.rowCount() == 1, timeout=TIMEOUT_MS)
+    [clinic_session] = screen.infos
+    assert clinic_session.patient == "P-009"
+    shown(screen, qtbot, clinic_session)
+    assert screen.unit_model.rowCount() == clinic_session.steps > 20

@@ -22,10 +22,6 @@ from controller.record.schema import open_record
 from controller.report import build_report, progress_figure, session_figure, session_outcome
 from protocols import ExerciseProtocol, load_protocol
 from simulator.motion import MotionFault
-from tests.test_clinic_sync import clinic_url, postgres
-
-__all__ = ["clinic_url", "postgres"]
-"""The clinic database's fixtures, shared with its own tests."""
 
 LIBRARY = Path(__file__).resolve().parents[1] / "protocols" / "library"
 GAIT = load_protocol(LIBRARY / "peroneal_gait_gyro.toml")
