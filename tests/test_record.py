@@ -328,3 +328,23 @@ def test_the_record_holds_what_the_stimulator_delivered_in_its_own_steps(
     assert recorded == delivered
     ramp_levels = {a for a in recorded if 0 < a < 24}
     assert len(ramp_levels) >= 5 and all(a % 2 == 0 for a in recorded), ramp_levels
+
+
+def test_two_sessions_on_one_record_at_once_both_keep_everything(tmp_path: Path) -> None:
+    """Two stations' processes (or a second window) writing one file: each commit waits
+    its turn under the busy timeout, and neither session loses a row or faults."""
+    db = tmp_path / "shared.sqlite"
+    open_record(db).close()
+    processes = [subprocess.Popen([*FES, "simulate", "--realtime", "--duration", "8",
+                                   "--patient", f"P-00{n}", "--db", str(db)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for n in (1, 2)]
+    for process in processes:
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, out + err
+    sessions = list_sessions(SqliteSource(db))
+    assert [(s.status, s.faults) for s in sessions] == [("completed", 0), ("completed", 0)]
+    for session in sessions:
+        samples, span_s = read_rows(db, "SELECT count(*), max(t_s) - min(t_s) FROM samples "
+                                        "WHERE session_id = ?", (session.id,))[0]
+        assert span_s >= 7.9 and samples == round(span_s * 204.8) + 1, (samples, span_s)
