@@ -44,9 +44,13 @@ def parse_protocol(text: str, source: str = "<protocol>") -> Protocol:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProtocolError(f"{source}: not valid TOML: {exc}") from None
-    if data.get("mode", "gait") not in MODES:
+    except RecursionError:
+        raise ProtocolError(f"{source}: not valid TOML: arrays or tables nested too "
+                            "deeply") from None
+    mode = data.get("mode", "gait")
+    if not isinstance(mode, str) or mode not in MODES:
         raise ProtocolError(f"{source}:{_line_of(text, ('mode',)) or 1}: mode: "
-                            f"{data['mode']!r} is not a mode (allowed: "
+                            f"{_shown(mode)} is not a mode (allowed: "
                             f"{', '.join(map(repr, MODES))})")
     try:
         return _PROTOCOL.validate_python(data)
@@ -97,9 +101,15 @@ def _message(error: Any) -> str:
     got = ""
     if error["type"] not in ("missing", "extra_forbidden") and not isinstance(
             error.get("input"), dict | list):
-        got = f", got {error['input']!r}"
+        got = f", got {_shown(error['input'])}"
     suffix = f" (allowed: {allowed})" if allowed else ""
     return f"{message}{suffix}{got}"
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value as the message quotes it, cut short: a 400-digit number is not read."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _without_tags(tagged_loc: tuple[Any, ...]) -> tuple[Any, ...]:

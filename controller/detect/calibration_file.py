@@ -33,6 +33,9 @@ def load_calibration(path: Path) -> GaitCalibration:
         raise CalibrationFileError(f"{path}: no such calibration file") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise CalibrationFileError(f"{path}: cannot read calibration ({exc})") from None
+    except RecursionError:
+        raise CalibrationFileError(f"{path}: cannot read calibration (arrays or tables "
+                                   "nested too deeply)") from None
     section = document.get(SECTION)
     if not isinstance(section, dict):
         raise CalibrationFileError(f"{path}: no [{SECTION}] table")
@@ -40,3 +43,5 @@ def load_calibration(path: Path) -> GaitCalibration:
         return GaitCalibration.from_dict(section)
     except ValueError as exc:
         raise CalibrationFileError(f"{path}: {exc}") from None
+    except OverflowError:
+        raise CalibrationFileError(f"{path}: a number in [{SECTION}] is too large") from None

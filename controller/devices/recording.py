@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,7 +100,7 @@ def load_recording(path: Path, foot: str = "left") -> Recording:
     try:
         with path.open(newline="") as handle:
             header = [name.strip() for name in next(csv.reader(handle), [])]
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise RecordingFormatError(f"{path}: cannot read recording ({exc})") from exc
     if "acc_x" in header:
         data = _numeric(path, header, SENSOR_COLUMNS, ANGLE_COLUMNS)
@@ -132,10 +133,12 @@ def _numeric(path: Path, header: list[str], required: Sequence[str],
     names = [*required, *(name for name in optional if name in header)]
     columns = [header.index(name) for name in names]
     try:
-        data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, usecols=columns,
-                          comments=None, encoding="utf-8",
-                          converters={header.index(name): _number_or_nan
-                                      for name in names[len(required):]})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "no data": refused below, in words
+            data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2, usecols=columns,
+                              comments=None, encoding="utf-8",
+                              converters={header.index(name): _number_or_nan
+                                          for name in names[len(required):]})
     except (OSError, UnicodeDecodeError) as exc:
         raise RecordingFormatError(f"{path}: cannot read recording ({exc})") from exc
     except ValueError:
@@ -146,7 +149,15 @@ def _numeric(path: Path, header: list[str], required: Sequence[str],
                                    "is not finite (nan or inf)")
     if len(data) < 2:
         raise RecordingFormatError(f"{path}: fewer than two samples")
-    backwards = np.flatnonzero(np.diff(data[:, 0]) <= 0)
+    with np.errstate(over="ignore"):
+        steps_s = np.diff(data[:, 0])
+    leaps = np.flatnonzero(~np.isfinite(steps_s))
+    if len(leaps):
+        row = int(leaps[0]) + 1
+        raise RecordingFormatError(
+            f"{path}, line {_line_of(path, row)}: the time leaps beyond any number "
+            f"({data[row, 0]:g} s after {data[row - 1, 0]:g} s)")
+    backwards = np.flatnonzero(steps_s <= 0)
     if len(backwards):
         row = int(backwards[0]) + 1
         raise RecordingFormatError(
@@ -164,22 +175,30 @@ def _first_bad_cell(path: Path, header: list[str], required: Sequence[str],
     """Why numpy refused the file, found again row by row (only on the error path)."""
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.reader(handle)
-        next(reader, None)
-        for row in reader:
-            if not row:
-                continue
-            line = reader.line_num
-            if len(row) != len(header):
-                return (f"{path}, line {line}: {len(row)} cells where the header has "
-                        f"{len(header)}")
-            for name in [*required, *(name for name in optional if name in header)]:
-                cell = row[header.index(name)].strip()
-                if cell or name in required:
-                    try:
-                        float(cell)
-                    except ValueError:
-                        return f"{path}, line {line}: a value is not a number ({name} is {cell!r})"
+        try:
+            next(reader, None)
+            for row in reader:
+                if problem := _row_problem(row, header, required, optional):
+                    return f"{path}, line {reader.line_num}: {problem}"
+        except (csv.Error, UnicodeDecodeError) as exc:
+            return f"{path}, line {reader.line_num + 1}: not readable as CSV ({exc})"
     return f"{path}: not a CSV of numbers under the header"
+
+
+def _row_problem(row: list[str], header: list[str], required: Sequence[str],
+                 optional: Sequence[str]) -> str:
+    if not row:
+        return ""
+    if len(row) != len(header):
+        return f"{len(row)} cells where the header has {len(header)}"
+    for name in [*required, *(name for name in optional if name in header)]:
+        cell = row[header.index(name)].strip()
+        if cell or name in required:
+            try:
+                float(cell)
+            except ValueError:
+                return f"a value is not a number ({name} is {cell!r})"
+    return ""
 
 
 def _line_of(path: Path, row: int) -> int:
@@ -195,15 +214,37 @@ def _line_of(path: Path, row: int) -> int:
 
 
 def load_reference_events(path: Path, foot: str) -> list[ReferenceEvent]:
-    """Reference events of one foot, sorted by time; unknown event labels are skipped."""
-    with Path(path).open(newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if row["foot"] == foot]
-    events = [
-        ReferenceEvent(_EVENT_KINDS[row["event"]], float(row["time_s"]))
-        for row in rows
-        if row["event"] in _EVENT_KINDS
-    ]
+    """Reference events of one foot, sorted by time; unknown event labels are skipped.
+    A file that cannot be read as events is a :class:`RecordingFormatError`, naming the line."""
+    events: list[ReferenceEvent] = []
+    try:
+        with Path(path).open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"foot", "event", "time_s"} - set(reader.fieldnames or ())
+            if missing:
+                raise RecordingFormatError(f"{path}: reference events need the column(s) "
+                                           f"{', '.join(sorted(missing))}")
+            for row in reader:
+                if row["foot"] != foot or row["event"] not in _EVENT_KINDS:
+                    continue
+                t_s = _finite_or_none(row["time_s"])
+                if t_s is None:
+                    raise RecordingFormatError(
+                        f"{path}, line {reader.line_num}: time_s is not a number "
+                        f"({row['time_s']!r})")
+                events.append(ReferenceEvent(_EVENT_KINDS[row["event"]], t_s))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise RecordingFormatError(f"{path}: cannot read reference events ({exc})") from exc
     return sorted(events, key=lambda event: event.t_s)
+
+
+def _finite_or_none(text: str | None) -> float | None:
+    """A short row leaves a cell None; a cell may be any text."""
+    try:
+        value = float(text) if text is not None else math.nan
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def find_recordings(folder: Path) -> list[Path]:
