@@ -19,10 +19,14 @@ import threading
 import time
 from collections.abc import Callable
 
+from controller.safety import HARD_LIMITS, LimitViolation
 from controller.session import Session
 from controller.types import FaultKind, SessionStatus, SessionSummary, StatusLine
 
 StatusCallback = Callable[[StatusLine], None]
+
+MAX_STATUS_INTERVAL_S = 10.0
+"""A status line at least this often: a display that is never updated looks like a hang."""
 
 
 class SessionRunner:
@@ -30,7 +34,16 @@ class SessionRunner:
                  status_interval_s: float = 0.1, watchdog_s: float | None = None) -> None:
         """``watchdog_s``: wall time a tick may take before output is stopped from outside
         the loop; None for a session on simulated time that is not paced to the wall clock
-        (there, lateness is judged on the session clock by the supervisor alone)."""
+        (there, lateness is judged on the session clock by the supervisor alone).
+
+        Both are refused unless finite and in range: an infinite or NaN watchdog would
+        never fire, and nothing else stops output while the loop is stuck."""
+        if watchdog_s is not None and not 0.0 < watchdog_s <= HARD_LIMITS.loop_late_max_s:
+            raise LimitViolation(f"loop watchdog {watchdog_s!r} s outside "
+                                 f"0-{HARD_LIMITS.loop_late_max_s:g} s")
+        if not 0.0 < status_interval_s <= MAX_STATUS_INTERVAL_S:
+            raise ValueError(f"status interval {status_interval_s!r} s outside "
+                             f"0-{MAX_STATUS_INTERVAL_S:g} s")
         self.session = session
         self._on_status = on_status
         self._status_interval_s = status_interval_s

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal, Protocol
 
 from controller.devices.base import ChannelSetup, DeviceError, Stimulator
@@ -23,9 +23,19 @@ from controller.types import GRAVITY_MPS2, Fault, FaultKind
 Mode = Literal["gait", "exercise"]
 
 
+class LimitViolation(ValueError):
+    """A configuration or request lies outside the hard limits."""
+
+
 @dataclass(frozen=True)
 class HardLimits:
-    """Absolute bounds no protocol, patient or caller can exceed."""
+    """Absolute bounds no protocol, patient or caller can exceed.
+
+    The defaults below are the limits; an instance may only narrow them (a test, a device
+    with a smaller range). Asking for more, or for a value that is not a finite number,
+    is refused at construction, so no constructor argument can widen what the supervisor
+    allows.
+    """
 
     amplitude_max_ma: float = 100.0
     pulse_width_min_us: int = 20
@@ -47,6 +57,29 @@ class HardLimits:
     full_scale_allowance: float = 1.05
     """A calibrated sensor can read a few percent past its nominal full scale (walk 1 of
     the shared data reaches 16.1 g on impact); further than this no working sensor reads."""
+    loop_late_max_s: float = 0.1
+    """The longest a control loop may be silent before output is stopped from outside it;
+    the supervisor's ``loop_late_s`` and the runner's watchdog lie in (0, this]."""
+    channel_max: int = 8
+    """A RehaStim 2 has 8 outputs, numbered from 1."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        for item in fields(self):
+            value, code = getattr(self, item.name), item.default
+            assert isinstance(code, int | float)
+            if isinstance(value, bool) or not isinstance(value, int | float) or \
+                    not math.isfinite(value) or not value > 0:
+                problems.append(f"{item.name} {value!r} is not a finite number above 0")
+            elif item.name in _RAISED_IS_NARROWER and not value >= code:
+                problems.append(f"{item.name} {value:g} below the hard {code:g}")
+            elif item.name not in _RAISED_IS_NARROWER and not value <= code:
+                problems.append(f"{item.name} {value:g} above the hard {code:g}")
+        if not problems and not (self.pulse_width_min_us <= self.pulse_width_max_us
+                                 and self.frequency_min_hz <= self.frequency_max_hz):
+            problems.append("a minimum above its maximum")
+        if problems:
+            raise LimitViolation("hard limits can only be narrowed: " + "; ".join(problems))
 
     def burst_max_s(self, mode: Mode) -> float:
         """Continuous stimulation per burst: a swing is short, an exercise hold is not."""
@@ -58,11 +91,17 @@ class HardLimits:
         return self.duty_cycle_max_exercise if mode == "exercise" else self.duty_cycle_max_gait
 
 
+_RAISED_IS_NARROWER = frozenset({"pulse_width_min_us", "frequency_min_hz"})
+"""The hard limits that are lower bounds: raising them narrows what is allowed."""
+
 HARD_LIMITS = HardLimits()
 
 TRIM_MARGIN = 0.05
 """On-time this far (a fraction of the window) below the duty-cycle limit starts trimming
 the optional part of each burst; twice this far below stops it."""
+MAX_NUDGE_STEPS = 200
+"""More steps than any window holds (0-100 mA in 1 mA steps, either way): a larger nudge
+is not a patient pressing a button."""
 TRIMMED_RAMP_DOWN_S = 0.05
 """The ramp-down while trimming: still no step to zero, but no long tail."""
 
@@ -108,10 +147,6 @@ class SafetyConfig:
     mode: Mode = "gait"
 
 
-class LimitViolation(ValueError):
-    """A configuration or request lies outside the hard limits."""
-
-
 def check_config(config: SafetyConfig, limits: HardLimits = HARD_LIMITS) -> None:
     """Refuse a configuration that breaks any hard limit; never clip it into range."""
     problems: list[str] = []
@@ -130,12 +165,22 @@ def check_config(config: SafetyConfig, limits: HardLimits = HARD_LIMITS) -> None
     if config.max_burst_s < config.ramp_up_s + config.ramp_down_s:
         problems.append(f"max burst {config.max_burst_s} s cannot hold its ramps "
                         f"({config.ramp_up_s} s up + {config.ramp_down_s} s down)")
+    if not 0.0 < config.charge_per_phase_max_uc <= limits.charge_per_phase_max_uc:
+        problems.append(f"charge per phase limit {config.charge_per_phase_max_uc} µC outside "
+                        f"0-{limits.charge_per_phase_max_uc} µC")
+    if not 0.0 < config.loop_late_s <= limits.loop_late_max_s:
+        problems.append(f"loop-late limit {config.loop_late_s} s outside "
+                        f"0-{limits.loop_late_max_s} s")
+    if config.mode not in ("gait", "exercise"):
+        problems.append(f"mode {config.mode!r} is neither gait nor exercise")
     if not config.channels:
         problems.append("no channels")
     if len({ch.channel for ch in config.channels}) != len(config.channels):
         problems.append("a channel is listed twice")
     for ch in config.channels:
         where = f"channel {ch.channel}"
+        if not _is_channel_number(ch.channel, limits):
+            problems.append(f"{where}: not an output 1-{limits.channel_max}")
         if not limits.pulse_width_min_us <= ch.pulse_width_us <= limits.pulse_width_max_us:
             problems.append(f"{where}: pulse width {ch.pulse_width_us} µs outside "
                             f"{limits.pulse_width_min_us}-{limits.pulse_width_max_us} µs")
@@ -150,6 +195,21 @@ def check_config(config: SafetyConfig, limits: HardLimits = HARD_LIMITS) -> None
             problems.append(f"{where}: charge per phase {charge:g} µC over {charge_max:g} µC")
     if problems:
         raise LimitViolation("; ".join(problems))
+
+
+def _is_channel_number(channel: object, limits: HardLimits) -> bool:
+    """A stimulator output is a whole number 1..channel_max (not a bool, not 1.0)."""
+    return type(channel) is int and 1 <= channel <= limits.channel_max
+
+
+def _whole_steps(steps: object) -> int | None:
+    """``steps`` as a whole number of patient steps, or None if it is not one (NaN, 2.5,
+    a bool, something huge): a nudge is a press of a button, one or a few steps."""
+    if isinstance(steps, bool) or not isinstance(steps, int | float):
+        return None
+    if isinstance(steps, float) and not (math.isfinite(steps) and steps.is_integer()):
+        return None
+    return int(steps) if abs(steps) <= MAX_NUDGE_STEPS else None
 
 
 @dataclass
@@ -187,6 +247,9 @@ class _ChannelState:
 def _below_the_step(config: SafetyConfig, step_ma: float) -> list[str]:
     """Refuse a channel whose whole window lies below the stimulator's smallest amplitude
     step (it would deliver nothing, silently); warn about a start below it."""
+    if not (math.isfinite(step_ma) and step_ma >= 0.0):
+        raise LimitViolation(f"the stimulator's amplitude step {step_ma!r} mA is not a "
+                             "finite number >= 0")
     warnings = []
     for ch in config.channels:
         if ch.amplitude_max_ma < step_ma:
@@ -310,7 +373,8 @@ class SafetySupervisor:
         fault is latched a request is checked but not kept: nothing asked for during a
         fault may come out after the reset.
         """
-        state = self._channels.get(channel)
+        state = self._channels.get(channel) if _is_channel_number(channel, self._limits) \
+            else None
         if state is None or not 0.0 <= intensity <= 1.0:
             self.fault(FaultKind.LIMIT_REJECTED, now_s,
                        f"request channel {channel} intensity {intensity} outside 0..1 "
@@ -328,9 +392,24 @@ class SafetySupervisor:
         """How much one press of the patient's up or down changes the setting."""
         return self._limits.patient_step_ma
 
-    def nudge(self, now_s: float, channel: int, steps: int) -> float:
-        """Patient's up/down: whole 1 mA steps, kept inside the therapist's window."""
-        state = self._channels[channel]
+    def nudge(self, now_s: float, channel: int, steps: int) -> float | None:
+        """Patient's up/down: whole 1 mA steps, kept inside the therapist's window.
+
+        Returns the setting now, or None if the nudge was refused outright (an unknown
+        channel, steps that are not a whole number): then nothing changed, and the record
+        says why. Nudges come from outside the loop (a button, a key, a pipe), so a bad one
+        is a notice, never a fault that would end the patient's stimulation.
+        """
+        state = self._channels.get(channel) if _is_channel_number(channel, self._limits) \
+            else None
+        whole = _whole_steps(steps)
+        if state is None or whole is None:
+            self._log.notice(now_s, "nudge_refused",
+                             f"channel {channel!r}, {steps!r} steps: a nudge is a whole "
+                             f"number of steps (at most {MAX_NUDGE_STEPS}) on one of the "
+                             f"channels {sorted(self._channels)}; nothing changed")
+            return None
+        steps = whole
         wanted = state.setting_ma + steps * self._limits.patient_step_ma
         low, high = state.limits.amplitude_min_ma, state.limits.amplitude_max_ma
         allowed = min(max(wanted, low), high)

@@ -133,9 +133,11 @@ class Session:
         self.control.resume(now_s)
         self.observers.notice(now_s, "resume", "output resumes at the next cycle")
 
-    def nudge(self, now_s: float, channel: int, steps: int) -> float:
+    def nudge(self, now_s: float, channel: int, steps: int) -> float | None:
+        """The patient's ±; None if the supervisor refused it (its notice says why)."""
         setting_ma = self.supervisor.nudge(now_s, channel, steps)
-        self.observers.notice(now_s, "nudge", f"channel {channel}: {setting_ma:g} mA")
+        if setting_ma is not None:
+            self.observers.notice(now_s, "nudge", f"channel {channel}: {setting_ma:g} mA")
         return setting_ma
 
     def reset_faults(self, now_s: float) -> list[str]:

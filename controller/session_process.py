@@ -24,6 +24,7 @@ Safety across the boundary:
 
 from __future__ import annotations
 
+import math
 import signal
 import socket
 import subprocess
@@ -115,6 +116,8 @@ class SessionProcess:
     def start(self, timeout_s: float = START_TIMEOUT_S) -> None:
         """Start the child and wait until its session runs; :class:`SessionStartError` if it
         could not be built."""
+        if not (math.isfinite(timeout_s) and timeout_s > 0.0):
+            raise ValueError(f"start timeout {timeout_s!r} s is not a finite time above 0")
         parent_end, child_end = socket.socketpair()
         with child_end:
             self._process = subprocess.Popen(
@@ -171,7 +174,7 @@ class SessionProcess:
         self._send("resume")
 
     def nudge_all(self, steps: int) -> None:
-        self._send("nudge_all", int(steps))
+        self._send("nudge_all", steps)  # judged by the child's supervisor, never truncated
 
     def reset_faults(self) -> None:
         self._send("reset_faults")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import replace
 
 import pytest
@@ -23,7 +24,7 @@ class MemoryLog:
         self.faults: list[Fault] = []
         self.notices: list[tuple[float, str, str]] = []
 
-    def command(self, t_s: float, amplitudes_ma: dict[int, float]) -> None:
+    def command(self, t_s: float, amplitudes_ma: Mapping[int, float]) -> None:
         self.commands.append((t_s, dict(amplitudes_ma)))
 
     def fault(self, fault: Fault) -> None:
