@@ -1,0 +1,248 @@
+"""What the fault, SIGKILL and soak benchmarks share: ``fes run`` as a child process on
+``fes-sim``'s pseudo-terminals, watched from outside as a user and the device would see it.
+
+* The output is what the simulated stimulator delivered (its ``--delivered-log``, read
+  incrementally), never what the controller believes it sent.
+* The controller's standard input is a pseudo-terminal of our own, so its single-key
+  front end (``controller.terminal_keys``) is live and a benchmark can press ``r`` (reset)
+  or space (stop) as an operator would.
+* Times: ``fes-sim`` stamps with ``time.monotonic()`` and so does a serial-IMU session's
+  clock, so the record's fault times, the delivered log and this process's clock are one
+  clock (CLOCK_MONOTONIC is shared by every process on the machine).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from controller.devices import witmotion as wm
+
+T = TypeVar("T")
+TICK_S = 0.01
+"""The control loop's tick on serial devices (``controller.assembly.hardware.TICK_S``)."""
+SIM_WATCHDOG_S = 1.0
+"""``fes-sim``'s device watchdog: what stops the output when the controller is gone."""
+WALK = ROOT / "simulator" / "data" / "walk1_2x20m_foot_imu.csv"
+SIM_ARGS = ("--walk", str(WALK), "--imu-rate", "100", "--init-interval", "0.05",
+            "--watchdog", str(SIM_WATCHDOG_S))
+
+
+def wait_until(condition: Callable[[], T | None], timeout_s: float,
+               poll_s: float = 0.005) -> T | None:
+    """Poll ``condition`` until it gives something truthy; None after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(poll_s)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change of what the simulated stimulator delivers on a channel."""
+
+    t_s: float
+    current_ma: int
+    reason: str
+
+
+@dataclass
+class DeliveredLog:
+    """``fes-sim``'s delivered log for channel 1, read on from where we left off (a soak's
+    log grows for an hour; re-reading it every poll would cost more than the session)."""
+
+    path: Path
+    channel: int = 1
+    changes: list[Change] = field(default_factory=list)
+    _offset: int = 0
+    _partial: str = ""
+
+    def poll(self) -> list[Change]:
+        if not self.path.exists():
+            return []
+        with self.path.open() as stream:
+            stream.seek(self._offset)
+            text = stream.read()
+            self._offset = stream.tell()
+        *lines, self._partial = (self._partial + text).split("\n")
+        new = [Change(e["t_s"], int(e["current_ma"]), e["reason"])
+               for e in map(json.loads, lines) if e["channel"] == self.channel]
+        self.changes.extend(new)
+        return new
+
+    def output_ma(self) -> int:
+        self.poll()
+        return self.changes[-1].current_ma if self.changes else 0
+
+    def since(self, t_s: float) -> list[Change]:
+        self.poll()
+        return [c for c in self.changes if c.t_s >= t_s]
+
+    def output_at(self, t_s: float) -> int:
+        """What was delivered at ``t_s`` (0 before the first change)."""
+        before = [c for c in self.changes if c.t_s <= t_s]
+        return before[-1].current_ma if before else 0
+
+
+class Simulator:
+    """``fes-sim`` as a child process; commands on its stdin, answers on its stdout."""
+
+    def __init__(self, folder: Path, name: str = "sim", *args: str) -> None:
+        self.log = DeliveredLog(folder / f"{name}-delivered.jsonl")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "simulator", "--delivered-log", str(self.log.path),
+             *SIM_ARGS, *args], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        info = self._line()
+        self.stimulator: str = info["stimulator"]
+        self.imu: str = info["imu"]
+
+    def _line(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"fes-sim exited with {self.process.wait(5.0)}")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def command(self, text: str) -> None:
+        """Send a fault command and wait until the simulator says it is in force."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(text + "\n")
+        self.process.stdin.flush()
+        answer = self._line()
+        if answer != {"ok": text}:
+            raise RuntimeError(f"fes-sim answered {answer} to {text!r}")
+
+    def set_imu_rate(self, rate_hz: float) -> None:
+        """Change the IMU's rate the way its host would: the WitMotion RATE register,
+        written on the IMU's own line (a second descriptor on the pty the controller
+        reads)."""
+        code = next(c for c, hz in wm.RATE_CODES_HZ.items() if hz == rate_hz)
+        fd = os.open(self.imu, os.O_WRONLY | os.O_NOCTTY)
+        try:
+            os.write(fd, wm.encode_config(wm.ConfigCommand(wm.Register.RATE, code)))
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5.0)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
+
+
+def fes_run_command(stimulator: str, imu: str, protocol: Path, db: Path,
+                    duration_s: float) -> list[str]:
+    return [sys.executable, "-m", "controller.cli", "run",
+            "--stimulator", f"serial://{stimulator}", "--imu", f"serial://{imu}",
+            "--protocol", str(protocol), "--db", str(db), "--duration", f"{duration_s:g}"]
+
+
+class Controller:
+    """``fes run`` with a pseudo-terminal as its keyboard and its output in a file."""
+
+    def __init__(self, command: Sequence[str], output: Path) -> None:
+        self._keyboard, terminal = pty.openpty()
+        self._output: IO[bytes] = output.open("wb")
+        self.output_path = output
+        self.process = subprocess.Popen(list(command), cwd=ROOT, stdin=terminal,
+                                        stdout=self._output, stderr=subprocess.STDOUT)
+        os.close(terminal)
+        self.started_s = time.monotonic()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def press(self, key: str) -> None:
+        os.write(self._keyboard, key.encode())
+
+    def signal(self, signum: signal.Signals) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+
+    def finish(self, timeout_s: float = 15.0) -> int:
+        """Stop it as an operator would (space), then harder; its exit code."""
+        if self.process.poll() is None:
+            self.signal(signal.SIGCONT)
+            self.press(" ")
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        if not self._output.closed:
+            self._output.close()
+        try:
+            os.close(self._keyboard)
+        except OSError:
+            pass
+
+    def output(self) -> str:
+        return self.output_path.read_text(errors="replace")
+
+
+def query(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """A read-only query on a record another process may be writing; [] until it exists."""
+    if not db.exists():
+        return []
+    try:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2.0)) as con:
+            return list(con.execute(sql, params))
+    except sqlite3.OperationalError:
+        return []
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of a process from /proc (None once it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def machine_load() -> str:
+    """The load average beside every figure (other processes share this machine)."""
+    one, five, _ = os.getloadavg()
+    return f"load {one:.2f} / {five:.2f} (1 / 5 min) on {os.cpu_count()} cores"
