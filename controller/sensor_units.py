@@ -40,6 +40,12 @@ class UnitsCheck:
         self._gyro_max = 0.0
 
     @property
+    def rate_judged(self) -> bool:
+        """The first window's rate has been judged (from here the sensor watch measures
+        the usable rate on its own, for the rest of the session)."""
+        return self._rate_and_acc_judged or bool(self.problem)
+
+    @property
     def done(self) -> bool:
         return bool(self.problem) or (self._rate_and_acc_judged and self._gyro_judged)
 

@@ -5,6 +5,18 @@ jumping, values no working sensor reads, and, on the first seconds, rate and uni
 :mod:`controller.sensor_units`) and reports each finding to the supervisor as a
 fault. It is its own object so a sensorless, cued exercise can run without it while
 every output limit of the supervisor stays in force.
+
+A stream can also lie in ways no single value shows, so the watch keeps evidence over time:
+
+* a value pinned at full scale: a 16-bit sensor saturates exactly there, so the
+  full-scale limit can never fire on it; held for more than a few samples, it is a fault
+  (a real impact saturates for one sample: walk 1 of the shared data does, at heel strikes);
+* a jump no limb makes between two samples (a byte swapped on the wire passes the
+  WitMotion sum checksum and decodes to a wrong value): the sample is rejected, never
+  shown to the detector, and counted; a run of them is a fault;
+* the usable rate: samples that arrive and pass, per second, measured over the whole
+  session (lost or damaged packets thin the stream out); below what the mode's detector
+  needs it is a fault, not a session that runs on blind and ends "completed".
 """
 
 from __future__ import annotations
@@ -12,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from controller.safety import HARD_LIMITS, HardLimits, SafetySupervisor
+from controller.safety import HARD_LIMITS, HardLimits, SafetyLog, SafetySupervisor
 from controller.sensor_units import UnitsCheck
 from controller.types import FaultKind, Sample
 
@@ -23,6 +35,27 @@ _NEEDS_FRESH_SAMPLE = frozenset({FaultKind.SENSOR_SILENT, FaultKind.SENSOR_ERROR
 MIN_RATE_HZ = {"gait": 50.0, "exercise": 25.0}
 """The slowest stream each mode's detector is built for (one sample per control tick; a
 slower tick would also trip the 50 ms loop-late watchdog)."""
+
+SATURATION_SHARE = 0.999
+"""A reading this close to full scale is at the end of the sensor's range (int16 codes
+32735 and up)."""
+SATURATED_SAMPLES_MAX = 4
+"""More consecutive samples than this at full scale is a stuck value, not an impact."""
+GYRO_STEP_MAX_DPS = 1500.0
+"""Largest change of one gyro axis between consecutive samples that is believed. The four
+shared foot-worn walks change by at most 940 °/s from one sample to the next (at heel
+strike, at 102 and 205 Hz); the knee exercises by at most 420 °/s at 25 Hz."""
+JUMP_SPAN_MAX_S = 0.1
+"""Samples further apart than this are not compared (after a gap anything may change)."""
+REJECTED_RUN_MAX = 5
+"""More rejected samples in a row than this is a fault: the stream is not recovering."""
+RATE_WINDOW_S = 1.0
+"""The usable rate is measured over consecutive windows this long."""
+USABLE_RATE_SHARE = 0.95
+"""A window this share of the mode's minimum rate still passes: a steady stream at the
+minimum counts one sample more or less per window. A 100 Hz WitMotion stream with 30 % of
+its packets damaged keeps about 49 usable samples a second (a sample needs its acc and gyro
+packets), 43-53 per window, so a gait session faults on it within seconds."""
 
 
 @dataclass(frozen=True)
@@ -36,11 +69,27 @@ class SensorWatch:
     """Checks every sample and the silence between them; clocked by the session."""
 
     def __init__(self, supervisor: SafetySupervisor, limits: SensorLimits,
-                 hard: HardLimits = HARD_LIMITS) -> None:
+                 hard: HardLimits = HARD_LIMITS, log: SafetyLog | None = None) -> None:
         self._supervisor = supervisor
         self._limits = limits
+        self._log = log
         self._acc_limit_mps2 = hard.acc_full_scale_mps2 * hard.full_scale_allowance
         self._gyro_limit_dps = hard.gyro_full_scale_dps * hard.full_scale_allowance
+        self._acc_saturated_mps2 = hard.acc_full_scale_mps2 * SATURATION_SHARE
+        self._gyro_saturated_dps = hard.gyro_full_scale_dps * SATURATION_SHARE
+        self._saturated_run = 0
+        self._kept: Sample | None = None
+        """The last sample shown to the detector: the next one is compared with it."""
+        self._rejected_run = 0
+        self.rejected_samples = 0
+        """Samples withheld from the detector for a jump no limb makes."""
+        self._window_start_s: float | None = None
+        self._window_usable = 0
+        self._window_rejected = 0
+        self._rate_min_hz = USABLE_RATE_SHARE * limits.min_rate_hz
+        self.usable_rate_hz: float | None = None
+        """Usable samples a second over the last whole window (None before the first)."""
+        self.lowest_rate_hz: float | None = None
         self._started_s: float | None = None
         self._last_t_s: float | None = None
         self._last_values: tuple[float, ...] | None = None
@@ -53,8 +102,9 @@ class SensorWatch:
         """Silence is counted from here until the first sample."""
         self._started_s = now_s
 
-    def observe(self, sample: Sample, now_s: float) -> None:
-        """Check one sample: time order, plausibility, a frozen stream.
+    def observe(self, sample: Sample, now_s: float) -> bool:
+        """Check one sample: time order, plausibility, a frozen stream, a stuck or jumping
+        value, the usable rate; False if the detector must not see it (a rejected jump).
 
         Faults are stamped ``now_s``, the session clock, when they became visible: the
         sample's own timestamp may be the very thing that is wrong.
@@ -66,7 +116,7 @@ class SensorWatch:
             if not t > self._last_t_s:
                 fault(FaultKind.TIME_BACKWARDS, now_s,
                       f"sample time {t:.4f} s after {self._last_t_s:.4f} s")
-                return
+                return True
             if t - self._last_t_s > self._limits.silent_s and not any(
                     f.kind is FaultKind.SENSOR_SILENT for f in self._supervisor.faults):
                 fault(FaultKind.TIME_JUMP, now_s, f"sample time jumped {t - self._last_t_s:.3f} s")
@@ -81,6 +131,18 @@ class SensorWatch:
                   f"max |acc| {acc_max:.1f} m/s², max |gyro| {gyro_max:.1f} °/s beyond "
                   "the sensor's full scale")
             ok = False
+        if acc_max >= self._acc_saturated_mps2 or gyro_max >= self._gyro_saturated_dps:
+            self._saturated_run += 1
+            if self._saturated_run > SATURATED_SAMPLES_MAX:
+                fault(FaultKind.IMPLAUSIBLE_VALUE, now_s,
+                      f"{self._saturated_run} samples in a row at the end of the sensor's "
+                      f"range (max |acc| {acc_max:.1f} m/s², max |gyro| {gyro_max:.0f} °/s): "
+                      "a stuck value, not movement")
+                ok = False
+        else:
+            self._saturated_run = 0
+        usable = self._continuous(sample, now_s)
+        ok = ok and usable
         values = sample.acc_mps2 + sample.gyro_dps
         if values != self._last_values:
             self._last_values = values
@@ -93,8 +155,74 @@ class SensorWatch:
             problem = self._units.observe(t, sample.acc_mps2, sample.gyro_dps)
             if problem:
                 fault(FaultKind.IMPLAUSIBLE_VALUE, now_s, problem)
+        self._count(t, usable and ok, now_s)
         self._last_t_s = t
         self._last_ok = ok
+        return usable
+
+    def warnings(self) -> list[str]:
+        """What the stream lost, in words (for the session's summary)."""
+        found = []
+        if self.rejected_samples:
+            found.append(f"{self.rejected_samples} sensor samples rejected: a jump of more "
+                         f"than {GYRO_STEP_MAX_DPS:g} °/s between samples (damaged packets)")
+        if self.lowest_rate_hz is not None and self.lowest_rate_hz < self._rate_min_hz:
+            found.append(f"the sensor's usable rate fell to {self.lowest_rate_hz:.0f} "
+                         f"samples/s (needs {self._limits.min_rate_hz:g})")
+        return found
+
+    def _continuous(self, sample: Sample, now_s: float) -> bool:
+        """Whether ``sample`` follows on from the last sample kept (False: reject it)."""
+        kept = self._kept
+        if kept is None or sample.t_s - kept.t_s > JUMP_SPAN_MAX_S:
+            self._kept, self._rejected_run = sample, 0
+            return True
+        g0, g1, g2 = sample.gyro_dps
+        k0, k1, k2 = kept.gyro_dps
+        step_dps = max(abs(g0 - k0), abs(g1 - k1), abs(g2 - k2))
+        if step_dps <= GYRO_STEP_MAX_DPS:
+            self._kept, self._rejected_run = sample, 0
+            return True
+        self.rejected_samples += 1
+        self._window_rejected += 1
+        self._rejected_run += 1
+        if self._rejected_run > REJECTED_RUN_MAX:
+            self._supervisor.fault(
+                FaultKind.IMPLAUSIBLE_VALUE, now_s,
+                f"{self._rejected_run} samples in a row jumped more than "
+                f"{GYRO_STEP_MAX_DPS:g} °/s from the last believable one (damaged packets)")
+            self._kept, self._rejected_run = sample, 0  # judge what follows from here
+        return False
+
+    def _count(self, t_s: float, usable: bool, now_s: float) -> None:
+        """Count usable samples per window; a window too thin is a fault.
+
+        Windows start once :class:`UnitsCheck` has judged the first seconds' rate, so a
+        stream that was too slow from the start is named once, as a setup problem."""
+        start = self._window_start_s
+        if start is None:
+            if self._units.rate_judged:
+                self._window_start_s = t_s
+                self._window_usable = int(usable)
+            return
+        if t_s - start < RATE_WINDOW_S:
+            self._window_usable += usable
+            return
+        rate_hz = self._window_usable / (t_s - start)
+        self.usable_rate_hz = rate_hz
+        if self.lowest_rate_hz is None or rate_hz < self.lowest_rate_hz:
+            self.lowest_rate_hz = rate_hz
+        if rate_hz < self._rate_min_hz:
+            self._supervisor.fault(
+                FaultKind.SENSOR_DEGRADED, now_s,
+                f"{rate_hz:.0f} usable samples/s over the last {t_s - start:.1f} s; this "
+                f"mode needs at least {self._limits.min_rate_hz:g} (packets lost or damaged "
+                "on the line)")
+        if self._window_rejected and self._log is not None:
+            self._log.notice(now_s, "sensor_rejected",
+                             f"{self._window_rejected} samples rejected in the last "
+                             f"{t_s - start:.1f} s, {self.rejected_samples} in all")
+        self._window_start_s, self._window_usable, self._window_rejected = t_s, int(usable), 0
 
     def tick(self, now_s: float) -> None:
         """No sample for longer than the silence limit is a fault."""
@@ -116,4 +244,8 @@ class SensorWatch:
             return f"implausible_value: {self._units.problem}"
         if kind is FaultKind.IMPLAUSIBLE_VALUE and not self._last_ok:
             return "implausible_value: last sample still implausible"
+        if kind is FaultKind.SENSOR_DEGRADED and (
+                self.usable_rate_hz is None or self.usable_rate_hz < self._rate_min_hz):
+            return (f"sensor_degraded: usable rate still {self.usable_rate_hz or 0:.0f} "
+                    "samples/s")
         return ""

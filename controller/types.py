@@ -90,6 +90,8 @@ class FaultKind(str, Enum):
     TIME_BACKWARDS = "time_backwards"
     TIME_JUMP = "time_jump"
     IMPLAUSIBLE_VALUE = "implausible_value"
+    SENSOR_DEGRADED = "sensor_degraded"
+    """Too few usable samples a second for the mode's detector (lost or damaged packets)."""
     STIMULATOR_ERROR = "stimulator_error"
     LIMIT_REJECTED = "limit_rejected"
     LOOP_LATE = "loop_late"

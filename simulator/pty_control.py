@@ -10,6 +10,10 @@ One command per line; the simulator answers each on stdout with one JSON line, `
                            stop output, as the device does
   imu stall                stop sending samples
   imu freeze               keep sending the last sample's values
+  imu rate HZ              stream at HZ samples a second from now on
+  imu saturate             pin the x acceleration at full scale (a stuck sensor)
+  imu swap FRACTION        swap two data bytes in this fraction of the packets (the sum
+                           checksum still passes)
   DEVICE drop FRACTION     drop this fraction of the bytes sent (DEVICE: stim or imu)
   DEVICE corrupt FRACTION  break the checksum of this fraction of the packets
   DEVICE garbage BYTES     send a burst of random bytes before the next packet
@@ -75,7 +79,7 @@ def apply(rig: Rig, text: str, now_s: float) -> bool:
     if device == "stim":
         _stimulator_command(rig.stimulator, verb, args, now_s)
     else:
-        _imu_command(rig.imu, verb)
+        _imu_command(rig.imu, verb, args, now_s)
     return True
 
 
@@ -125,12 +129,22 @@ def _stimulator_command(device: RehaStimDevice, verb: str, args: list[str],
         raise CommandError(f"unknown stimulator fault {verb!r}")
 
 
-def _imu_command(imu: ImuStream, verb: str) -> None:
+def _imu_command(imu: ImuStream, verb: str, args: list[str], now_s: float) -> None:
     if verb == "stall":
         imu.stalled = True
     elif verb == "freeze":
         imu.frozen = True
+    elif verb == "rate":
+        rate_hz = _number(args)
+        if not 0.0 < rate_hz <= 1000.0:
+            raise CommandError(f"IMU rate {rate_hz:g} Hz outside (0, 1000]")
+        imu.set_rate(rate_hz, now_s)
+    elif verb == "saturate":
+        imu.saturated = True
+    elif verb == "swap":
+        imu.swap_fraction = _number(args)
     elif verb == "ok":
-        imu.stalled = imu.frozen = False
+        imu.stalled = imu.frozen = imu.saturated = False
+        imu.swap_fraction = 0.0
     else:
         raise CommandError(f"unknown IMU fault {verb!r}")

@@ -6,12 +6,15 @@ every sample due by ``now``, so a late wake-up sends a short burst, as a USB ada
 The host may change the rate with the sensor's own RATE command.
 
 Faults: ``stalled`` sends nothing (time moves on), ``frozen`` repeats the last values,
-and :attr:`line` damages the bytes on the wire.
+``saturated`` pins the x acceleration at the end of its range (the int16 code a stuck
+sensor reads), ``swap_fraction`` of the packets have two data bytes swapped (a fault the
+sum checksum cannot see), and :attr:`line` damages the bytes on the wire.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -69,6 +72,11 @@ class ImuStream:
         self.config = wm.ConfigDecoder()
         self.stalled = False
         self.frozen = False
+        self.saturated = False
+        self.swap_fraction = 0.0
+        self.swapped = 0
+        """Packets sent with two data bytes swapped."""
+        self._rng = random.Random(7)
         self.sent = 0
         self._origin_s = start_s
         self._index = 0
@@ -86,13 +94,31 @@ class ImuStream:
                 continue
             if not self.frozen:
                 self._last = sample
-            for frame in (packets(self._last)[i:i + wm.PACKET_BYTES]
+            sent = self._last
+            if self.saturated:
+                sent = Sample(sent.t_s, (2 * wm.ACC_FULL_SCALE_G * GRAVITY_MPS2,
+                                         *sent.acc_mps2[1:]), sent.gyro_dps, sent.angle_deg)
+            for frame in (packets(sent)[i:i + wm.PACKET_BYTES]
                           for i in range(0, 3 * wm.PACKET_BYTES, wm.PACKET_BYTES)):
-                out += self.line.apply(frame)
+                out += self.line.apply(self._swap(frame))
             self.sent += 1
             if self.on_sample is not None:
                 self.on_sample(now_s, self._index - 1)
         return bytes(out)
+
+    def _swap(self, frame: bytes) -> bytes:
+        """Two different data bytes of ``frame`` swapped, ``swap_fraction`` of the time."""
+        if not (self.swap_fraction and self._rng.random() < self.swap_fraction):
+            return frame
+        data = bytearray(frame)
+        candidates = [(i, j) for i in range(2, 10) for j in range(i + 1, 10)
+                      if data[i] != data[j]]
+        if not candidates:
+            return frame
+        i, j = self._rng.choice(candidates)
+        data[i], data[j] = data[j], data[i]
+        self.swapped += 1
+        return bytes(data)
 
     def receive(self, data: bytes, now_s: float) -> None:
         """The host's configuration commands; only RATE changes what we stream."""
@@ -100,5 +126,9 @@ class ImuStream:
             rate = wm.RATE_CODES_HZ.get(command.value) \
                 if command.register == wm.Register.RATE else None
             if rate is not None:
-                self._origin_s = now_s - self._index / rate
-                self.rate_hz = rate
+                self.set_rate(rate, now_s)
+
+    def set_rate(self, rate_hz: float, now_s: float) -> None:
+        """Stream at ``rate_hz`` from ``now_s`` on (the sensor's RATE register)."""
+        self._origin_s = now_s - self._index / rate_hz
+        self.rate_hz = rate_hz

@@ -39,7 +39,7 @@ def build_session(protocol: Protocol, sensor: MotionSensor, stimulator: Stimulat
     """
     fanout = Observers(observers)
     supervisor = SafetySupervisor(stimulator, protocol.safety_config(), fanout)
-    watch = SensorWatch(supervisor, protocol.sensor_limits())
+    watch = SensorWatch(supervisor, protocol.sensor_limits(), log=fanout)
     control = _control(protocol, fanout, supervisor, calibration)
     record = None
     if db_path is not None:

@@ -39,12 +39,18 @@ from controller.devices.base import ChannelSetup, DeviceError, MotionSensor, Sti
 from controller.devices.witmotion_imu import WitMotionImu
 from controller.observe import SessionObserver
 from controller.runner import SessionRunner, StatusCallback
+from controller.safety import Mode
+from controller.sensor_watch import MIN_RATE_HZ, USABLE_RATE_SHARE
 from controller.session import Session
 from protocols import Protocol
 from simulator.motion import SimulatedMotion
 
 TICK_S = 0.01
 """The control tick of a session on devices: the DESIGN's 100 Hz loop."""
+RATE_SPAN_S = 1.0
+"""A serial IMU's rate is measured over at least this much of its stream before a session."""
+RATE_WAIT_S = 2.0
+"""Longest wait for that stream: an IMU that sends nothing is refused after it."""
 
 T = TypeVar("T")
 
@@ -95,6 +101,8 @@ def build_device_session(protocol: Protocol, stimulator_url: str, imu_url: str, 
         raise
     span_s = duration_s if duration_s is not None else protocol.session.duration_s
     try:
+        if isinstance(sensor, WitMotionImu):
+            _refuse_slow_stream(sensor, imu_url, protocol.mode)
         if isinstance(clock, _RecordingClock):
             start_s, last_s = _recording_span(sensor)
             clock.start_at(start_s)
@@ -117,6 +125,25 @@ def sample_driven_clock(imu: WitMotionImu) -> MonotonicClock:
     """The clock of a session on a serial IMU: it ticks when ``imu`` has new samples, at
     the latest every :data:`TICK_S`."""
     return MonotonicClock(TICK_S, wake_up=imu.wait_for_samples)
+
+
+def _refuse_slow_stream(imu: WitMotionImu, url: str, mode: Mode) -> None:
+    """A serial IMU streaming fewer samples than the mode's detector needs is refused
+    before the session starts (a factory unit at 10 or 20 Hz, a line losing packets):
+    measured on what arrived while the stimulator connected, waiting only if that was
+    under :data:`RATE_SPAN_S`. The samples measured are then dropped: the session starts
+    on fresh ones."""
+    needed_hz = MIN_RATE_HZ[mode]
+    rate_hz = imu.measured_rate_hz(RATE_SPAN_S, RATE_WAIT_S)
+    if rate_hz < USABLE_RATE_SHARE * needed_hz:
+        raise DeviceOpenError(
+            f"{url}: the IMU streams {rate_hz:.0f} usable samples/s; a {mode} session needs "
+            f"at least {needed_hz:g} (set its output rate with the Devices tab of fes gui "
+            "or the sensor's own tool, and check the cable)")
+    try:
+        imu.read()  # the samples measured came before the session: they have no place in it
+    except DeviceError as exc:
+        raise DeviceOpenError(f"{url}: {exc}") from None
 
 
 def _opened(open_device: Callable[[], T], url: str) -> T:

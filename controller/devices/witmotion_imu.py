@@ -15,6 +15,12 @@ several samples (the OS delivered them together), the earlier ones are back-date
 nominal sample period so the stream keeps its spacing; stamps never go backwards. The
 session turns these into session time by subtracting its start.
 
+Damage the checksum cannot see. The sum checksum is blind to bytes swapped inside a
+packet. Each packet's fourth field moves slowly (chip temperature in 0.01 °C, or the
+firmware version of an angle packet), so a packet whose fourth field leaps from the last
+believed one is rejected with its sample and counted (:attr:`SampleAssembler.rejected_packets`);
+values that leap are the sensor watch's to judge (:mod:`controller.sensor_watch`).
+
 Trouble is raised from :meth:`read` as :class:`SensorError`, and stays raised: a port that
 vanished, or more than ``max_garbage_run_bytes`` of undecodable bytes in a row. Silence and
 frozen values are not the driver's call; the supervisor judges those from the samples.
@@ -40,6 +46,13 @@ MAX_GARBAGE_RUN_BYTES = 10 * wm.PACKET_BYTES
 """Ten packets' worth of bytes without one good packet: the line is not going to recover."""
 MAX_QUEUED_SAMPLES = 10_000
 READ_POLL_S = 0.02
+RATE_POLL_S = 0.05
+SLOW_FIELD_STEP_MAX = 200
+"""Largest believed change of a packet's fourth field from the last packet of its type:
+2 °C of chip temperature (one sample apart), or any change of the firmware version."""
+SLOW_FIELD_REBASE = 3
+"""This many packets in a row that disagree with the last believed one are believed: the
+field really moved (or the first packet heard was the damaged one)."""
 
 
 class SampleAssembler:
@@ -53,9 +66,17 @@ class SampleAssembler:
         self._acc_g: Vector3 | None = None
         self._gyro_dps: Vector3 | None = None
         self._angles_expected = True
+        self._slow: dict[type, int] = {}
+        self._slow_disagree: dict[type, int] = {}
+        self.rejected_packets = 0
+        """Packets (with their sample) dropped for a fourth field that leapt."""
 
     def add(self, packet: wm.DataPacket) -> tuple[Vector3, Vector3, Vector3 | None] | None:
         """The completed group's (acc g, gyro deg/s, angle deg or None), if this closed one."""
+        if not self._believed(packet):
+            self.rejected_packets += 1
+            self._acc_g = self._gyro_dps = None  # the sample it belongs to is lost
+            return None
         match packet:
             case wm.Acceleration(acc_g):
                 done = self._close(None) if self._gyro_dps is not None else None
@@ -70,6 +91,25 @@ class SampleAssembler:
                 self._angles_expected = True
                 return self._close(angle_deg)
         return None
+
+    def _believed(self, packet: wm.DataPacket) -> bool:
+        """Whether the packet's slow fourth field follows on from its type's last one."""
+        match packet:
+            case wm.Angle(_, version):
+                code = version
+            case wm.Acceleration(_, temperature_c) | wm.AngularVelocity(_, temperature_c):
+                code = round(temperature_c * wm.TEMPERATURE_SCALE_C)
+        kind = type(packet)
+        last = self._slow.get(kind)
+        if last is None or abs(code - last) <= SLOW_FIELD_STEP_MAX:
+            self._slow[kind], self._slow_disagree[kind] = code, 0
+            return True
+        disagree = self._slow_disagree.get(kind, 0) + 1
+        if disagree >= SLOW_FIELD_REBASE:
+            self._slow[kind], self._slow_disagree[kind] = code, 0
+            return True
+        self._slow_disagree[kind] = disagree
+        return False
 
     def _close(self, angle_deg: Vector3 | None) -> tuple[Vector3, Vector3, Vector3 | None] | None:
         acc, gyro = self._acc_g, self._gyro_dps
@@ -96,7 +136,7 @@ class WitMotionImu:
         self.max_garbage_run_bytes = max_garbage_run_bytes
         self.decoder = wm.Decoder()
         self._clock = clock
-        self._assembler = SampleAssembler()
+        self.assembler = SampleAssembler()
         self._samples: deque[Sample] = deque()
         self._lock = threading.Lock()
         self._waiting = threading.Event()
@@ -104,6 +144,9 @@ class WitMotionImu:
         the queue under ``_lock``, so a sample queued after a read always sets it again."""
         self._error: SensorError | None = None
         self._last_t_s = float("-inf")
+        self._first_t_s: float | None = None
+        self.received_samples = 0
+        """Samples heard since the port was opened (read or not)."""
         try:
             self._serial: SerialPort | None = open_port(port, baud, serial.PARITY_NONE,
                                                         READ_POLL_S)
@@ -133,6 +176,22 @@ class WitMotionImu:
         """
         return self._waiting.wait(timeout_s)
 
+    def measured_rate_hz(self, span_s: float, timeout_s: float) -> float:
+        """Samples a second heard since the port was opened, once they span ``span_s``
+        (waiting at most ``timeout_s``; 0.0 if fewer than two came), so a stream too slow
+        for a session is refused before the session starts, not two seconds into it."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with self._lock:
+                count, first_s, last_s = self.received_samples, self._first_t_s, self._last_t_s
+            if (first_s is not None and last_s - first_s >= span_s) \
+                    or time.monotonic() >= deadline:
+                break
+            time.sleep(RATE_POLL_S)
+        if first_s is None or count < 2 or last_s <= first_s:
+            return 0.0
+        return (count - 1) / (last_s - first_s)
+
     def close(self) -> None:
         port, self._serial = self._serial, None
         if port is None:
@@ -153,7 +212,7 @@ class WitMotionImu:
 
     def _take(self, data: bytes, arrived_s: float) -> None:
         groups = [group for packet in self.decoder.feed(data)
-                  if (group := self._assembler.add(packet)) is not None]
+                  if (group := self.assembler.add(packet)) is not None]
         if self.decoder.longest_garbage_run_bytes > self.max_garbage_run_bytes:
             self._fail(SensorError(
                 f"{self.decoder.longest_garbage_run_bytes} bytes from the IMU on "
@@ -176,6 +235,9 @@ class WitMotionImu:
                 return
             self._samples.extend(samples)
             if samples:
+                self.received_samples += len(samples)
+                if self._first_t_s is None:
+                    self._first_t_s = samples[0].t_s
                 self._waiting.set()
 
     def _fail(self, error: SensorError) -> None:
