@@ -236,7 +236,8 @@ class Session:
                     for f in self.supervisor.fault_history],
             charge_uc={ch: round(c, 1) for ch, c in self.supervisor.delivered_charge_uc.items()},
             labels=dict(self.control.labels),
-            warnings=[*self.supervisor.warnings, *self.control.warnings()],
+            warnings=[*self.supervisor.warnings, *self.control.warnings(),
+                      *(self._watch.warnings() if self._watch is not None else [])],
         )
 
     def _check_record(self, now_s: float) -> None:
@@ -249,7 +250,7 @@ class Session:
 
     def _take(self, sample: Sample, now_s: float) -> None:
         self._samples += 1
-        if self._watch is not None:
-            self._watch.observe(sample, now_s)
-        self.observers.sample(sample)
-        self.control.feed(sample)
+        usable = self._watch is None or self._watch.observe(sample, now_s)
+        self.observers.sample(sample)  # recorded even if rejected: the evidence stays
+        if usable:
+            self.control.feed(sample)
