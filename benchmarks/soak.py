@@ -10,11 +10,12 @@ observer that notes the wall time of every tick (wired in by a three-line wrappe
 the loop's tick gaps can be printed; everything else is the product as shipped. Every
 ``--every`` seconds (default 30) one row: the controller's RSS, the tick gaps of that
 window (median, p99, max; the tick is 10 ms, a gap above 50 ms is what ``loop_late``
-judges), the record's rows so far, and the faults so far. Every 45-120 s (random) a fault
-is injected from the list below, held 1-3 s, a reset is tried while it lasts, it is
-cleared, and a reset is tried once a second until it is accepted (at most 15 s). At the
-end: the simulated stimulator's output must be zero, and the record's session must have
-ended.
+judges), the record's rows so far, and the faults so far. A fault nobody injected (a
+late loop on a loaded machine) is listed and reset, as an operator would. Every 45-120 s
+(random) a fault is injected from the list below, held 1-3 s, a reset is tried while it
+lasts, it is cleared, and a reset is tried once a second until it is accepted (at most
+15 s). At the end: the simulated stimulator's output must be zero, and the record's
+session must have ended.
 
     python benchmarks/soak.py [--minutes 60] [--every 30] [--seed 1] [--json FILE]
 """
@@ -58,6 +59,7 @@ FAULTS = [  # (command that injects, command that clears, fault kind expected)
 RESET_TRIES_S = 15.0
 """After clearing a fault, a reset is tried once a second for this long (the sensor's
 usable-rate check looks back over a window that still holds the fault)."""
+SPONTANEOUS_CHECK_S = 5.0
 RECORD_TABLES = ("samples", "commands", "events", "faults", "notices")
 
 WRAPPER = """
@@ -161,6 +163,20 @@ def _inject(sim: Simulator, controller: Controller, db: Path, rng: random.Random
                      found[0][0] if found else None, while_cause, after)
 
 
+def _reset_unprovoked(db: Path, controller: Controller, since_s: float,
+                      console: Console) -> list[list[Any]]:
+    """Faults nobody injected (a loaded machine's late loop, say): note them and reset,
+    as the operator would, so the rest of the soak still stimulates."""
+    found = query(db, "SELECT t_s, kind, detail FROM faults WHERE t_s > ?", (since_s,))
+    if not found:
+        return []
+    pressed_s = time.monotonic()
+    controller.press("r")
+    answer = _reset_answer(db, pressed_s)
+    console.print(f"  unprovoked fault(s) {found}: reset {answer}", highlight=False)
+    return [[*fault, answer] for fault in found]
+
+
 def _sample(db: Path, gaps_path: Path, pid: int, started_s: float,
             injections: list[Injection]) -> Row:
     lines = gaps_path.read_text().splitlines() if gaps_path.exists() else []
@@ -177,6 +193,7 @@ def soak(minutes: float, every_s: float, seed: int, folder: Path,
     sim = Simulator(folder)
     rows: list[Row] = []
     injections: list[Injection] = []
+    spontaneous: list[list[Any]] = []
     controller = Controller(
         [sys.executable, "-c", WRAPPER, str(gaps_path), str(every_s), "run",
          "--stimulator", f"serial://{sim.stimulator}", "--imu", f"serial://{sim.imu}",
@@ -186,13 +203,20 @@ def soak(minutes: float, every_s: float, seed: int, folder: Path,
     try:
         next_row_s = started_s + every_s
         next_fault_s = started_s + rng.uniform(45.0, 120.0)
+        seen_s, next_check_s = started_s, started_s + SPONTANEOUS_CHECK_S
         end_s = started_s + minutes * 60
         while controller.process.poll() is None and time.monotonic() < end_s + 30:
             now = time.monotonic()
             if now >= next_fault_s and now < end_s - 10:
+                spontaneous.extend(_reset_unprovoked(db, controller, seen_s, console))
                 injections.append(_inject(sim, controller, db, rng, started_s))
+                seen_s = time.monotonic()
                 console.print(f"  fault {asdict(injections[-1])}", highlight=False)
                 next_fault_s = time.monotonic() + rng.uniform(45.0, 120.0)
+            if now >= next_check_s:
+                spontaneous.extend(_reset_unprovoked(db, controller, seen_s, console))
+                seen_s = max([seen_s, *(fault[0] for fault in spontaneous)])
+                next_check_s = now + SPONTANEOUS_CHECK_S
             if now >= next_row_s:
                 rows.append(_sample(db, gaps_path, controller.pid, started_s, injections))
                 console.print(f"  {json.dumps(asdict(rows[-1]))}", highlight=False)
@@ -208,6 +232,7 @@ def soak(minutes: float, every_s: float, seed: int, folder: Path,
     return {"minutes": minutes, "load": machine_load(), "exit_code": code,
             "left_on_ma": left_on_ma, "session_status": status[0][0] if status else None,
             "rows": [asdict(r) for r in rows], "injections": [asdict(i) for i in injections],
+            "spontaneous": spontaneous,
             "faults": [list(f) for f in query(db, "SELECT t_s, kind, detail FROM faults")]}
 
 
@@ -230,6 +255,11 @@ def _print(result: dict[str, Any], console: Console) -> None:
                        i["recorded_kind"] or "none", i["reset_while_cause"],
                        i["reset_after_clear"])
     console.print(faults)
+    if result["spontaneous"]:
+        unprovoked = Table("t_s", "kind", "detail", "reset", title="faults nobody injected")
+        for t_s, kind, detail, answer in result["spontaneous"]:
+            unprovoked.add_row(f"{t_s:.1f}", kind, detail, answer)
+        console.print(unprovoked)
     rss = [r["rss_mb"] for r in result["rows"] if r["rss_mb"] is not None]
     growth = f"{rss[-1] - rss[0]:+.1f} MB from the first row to the last" if rss else "—"
     p99 = [r["gap_p99_ms"] for r in result["rows"] if r["gap_p99_ms"] is not None]
