@@ -88,8 +88,10 @@ class InMemoryStimulator:
 
     def update(self, amplitudes_ma: Mapping[int, float]) -> None:
         with self._lock:
-            self.host.update(amplitudes_ma, self._clock())
-            self._exchange()
+            try:
+                self.host.update(amplitudes_ma, self._clock())
+            finally:
+                self._exchange()  # a refusal queued a stop: the device hears it all the same
 
     def stop(self) -> None:
         with self._lock:

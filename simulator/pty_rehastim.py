@@ -12,8 +12,11 @@ controller process can connect.
 
 Faults (set by the control channel): ``silent`` ignores everything (a hung device, whose own
 watchdog still stops the output), ``late_s`` holds every answer back, ``refuse`` answers
-every command with a transfer error, :meth:`stimulation_error` reports an electrode error
-and stops output as the device does, and :attr:`line` damages the bytes on the wire.
+every command with a transfer error and carries none of them out (a transfer error means
+the device could not read the command, so it neither changes the output nor feeds the
+watchdog: a refused stop leaves the output on until the watchdog stops it),
+:meth:`stimulation_error` reports an electrode error and stops output as the device does,
+and :attr:`line` damages the bytes on the wire.
 """
 
 from __future__ import annotations
@@ -102,7 +105,16 @@ class RehaStimDevice:
         self._number = (self._number + 1) % 256
 
     def _ack(self, command: sm.Command, result: int, now_s: float) -> None:
-        self._answer(sm.Ack(command, RESULT_TRANSFER_ERROR if self.refuse else result), now_s)
+        self._answer(sm.Ack(command, result), now_s)
+
+    def _refuse(self, message: sm.Message, now_s: float) -> None:
+        """A transfer error for every command that is answered; nothing is carried out."""
+        command = sm.Command(sm.command_of(message)) if sm.command_of(message) in \
+            sm.Command._value2member_map_ else None
+        if command is sm.Command.GET_STIMULATION_MODE:
+            self._answer(sm.GetStimulationModeAck(RESULT_TRANSFER_ERROR, 0), now_s)
+        elif command in sm.ACK_OF:
+            self._ack(sm.ACK_OF[command], RESULT_TRANSFER_ERROR, now_s)
 
     def _handle(self, message: sm.Message, now_s: float) -> None:
         if isinstance(message, sm.InitAck):
@@ -113,11 +125,15 @@ class RehaStimDevice:
             return
         if self.on_command is not None:
             self.on_command(now_s, message)
+        if self.refuse:
+            self._refuse(message, now_s)
+            return
         model = self.model
         match message:
             case sm.Watchdog():
                 model.heard(now_s)
             case sm.GetStimulationMode():
+                model.heard(now_s)
                 mode = sm.StimulationMode.START_MODE if model.mode is DeviceMode.IDLE \
                     else sm.StimulationMode.CHANNEL_LIST_MODE
                 self._answer(sm.GetStimulationModeAck(RESULT_OK, mode), now_s)

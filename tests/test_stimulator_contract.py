@@ -146,9 +146,22 @@ def test_an_unconfigured_channel_is_refused(bench: Bench) -> None:
         bench.stimulator.update({7: 10})
 
 
-def test_a_configuration_the_device_refuses_is_an_error(bench: Bench) -> None:
-    with pytest.raises(StimulatorError, match="parameter error"):
+def test_a_configuration_beyond_the_hard_limits_is_refused_before_it_is_sent(
+        bench: Bench) -> None:
+    """500 Hz is a parameter error at the device too, but the driver must not rely on that:
+    the block is refused before a byte is written, so the device still runs the old one."""
+    bench.stimulator.update({CHANNEL: 10})
+    bench.until(lambda: bench.output_ma(CHANNEL) == 10)
+    with pytest.raises(StimulatorError, match="frequency 500.0 Hz is outside 1-100 Hz"):
         bench.stimulator.configure(SETUP, frequency_hz=500.0)
+    assert bench.output_ma(CHANNEL) == 10
+    bench.stimulator.check()
+
+
+def test_a_configuration_the_device_refuses_is_an_error(bench: Bench) -> None:
+    bench.device("refuse")
+    with pytest.raises(StimulatorError, match="refused .*transfer error"):
+        bench.stimulator.configure(SETUP, frequency_hz=40.0)
 
 
 def test_an_unanswered_update_is_raised_by_a_later_check(bench: Bench) -> None:
@@ -183,3 +196,37 @@ def test_a_stop_the_device_never_heard_is_repeated_by_the_keep_alive(bench: Benc
     started_s = time.monotonic()
     bench.until(lambda: bench.output_ma(CHANNEL) == 0)
     assert time.monotonic() - started_s < 2.0
+
+
+def test_a_refused_update_leaves_the_output_as_it_was(bench: Bench) -> None:
+    bench.stimulator.update({CHANNEL: 10})
+    bench.until(lambda: bench.output_ma(CHANNEL) == 10)
+    bench.device("refuse")
+    bench.stimulator.update({CHANNEL: 20})
+    with pytest.raises(StimulatorError, match="refused update: transfer error"):
+        bench.until(lambda: False)
+    assert bench.output_ma(CHANNEL) == 10, "a refused command was carried out"
+
+
+def test_a_refusing_device_is_stopped_by_its_watchdog_not_by_the_refused_stop(
+        bench: Bench) -> None:
+    """A transfer error means the device could not read the command: the stop does not
+    happen, and the refused packets do not feed the device's watchdog either."""
+    bench.stimulator.update({CHANNEL: 10})
+    bench.until(lambda: bench.output_ma(CHANNEL) == 10)
+    bench.device("refuse")
+    with pytest.raises(StimulatorError, match="refused stop"):
+        bench.stimulator.stop()
+    assert bench.output_ma(CHANNEL) == 10
+    bench.until(lambda: bench.output_ma(CHANNEL) == 0)
+
+
+@pytest.mark.parametrize("fault", ["silent", "refuse"])
+def test_a_link_that_fails_at_a_steady_amplitude_is_noticed_without_a_new_command(
+        bench: Bench, fault: str) -> None:
+    """No update is sent while the amplitude holds; the driver's poll still finds out."""
+    bench.stimulator.update({CHANNEL: 10})
+    bench.until(lambda: bench.output_ma(CHANNEL) == 10)
+    bench.device(fault)
+    with pytest.raises(StimulatorError, match="link check"):
+        bench.until(lambda: False)

@@ -126,8 +126,10 @@ class RehaStim2:
     def update(self, amplitudes_ma: Mapping[int, float]) -> None:
         with self._state:
             self._require_port()
-            self.host.update(amplitudes_ma, self._clock())
-            self._flush()
+            try:
+                self.host.update(amplitudes_ma, self._clock())
+            finally:
+                self._flush()  # a refusal queued a stop: it goes out all the same
 
     def stop(self) -> None:
         """Stop all output and wait for the device to confirm it."""

@@ -9,6 +9,14 @@ the keep-alive (only while the control loop's heartbeat is recent), channel list
 initialised again after a stop, the refusal of output after an emergency stop, and what a
 second Init during output means (the device reset itself).
 
+Two guards live here too, because both drivers run this object and a caller above the
+driver may be broken: a request beyond the hard limits of :mod:`controller.safety`
+(amplitude, charge per phase, pulse width, frequency) is refused and stops the output, and
+while output is on the link is polled (GetStimulationMode, acknowledged by the device)
+whenever nothing else is waiting for an answer, so a device that stops answering at a
+steady amplitude is noticed within ``poll_s`` + ``ack_timeout_s`` instead of at the next
+change.
+
 Two drivers run this same object: the serial driver (:mod:`controller.devices.rehastim2`,
 a port and a reader thread around it) and the in-memory twin (:mod:`simulator.inmemory`,
 the device model on the session clock), so the two cannot drift apart.
@@ -16,15 +24,40 @@ the device model on the session clock), so the two cannot drift apart.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from controller.devices import sciencemode as sm
 from controller.devices.base import ChannelSetup, StimulatorError
+from controller.safety import HARD_LIMITS, charge_per_phase_uc
 
 ACK_TIMEOUT_S = 0.1
+"""DESIGN: a command unanswered within 100 ms is a stimulator fault; a driver may only
+ask for less."""
 KEEPALIVE_S = 0.5
+"""DESIGN: a Watchdog after 0.5 s of silence, half the device's 1 s watchdog; a driver
+may only keep alive more often."""
+POLL_S = 0.05
+"""While output is on and nothing waits for an answer, ask the device for its mode this
+often: with the 100 ms answer deadline a silent link is a fault within about 150 ms."""
+LIMIT_TOLERANCE = 1e-9
+"""Relative slack on the hard limits for float rounding in the caller's arithmetic
+(100 mA x 500 µs must not be refused as 50.000000001 µC)."""
+_LINK_CHECK = "link check"
+_UNWAITED = frozenset({"update", _LINK_CHECK})
+"""Commands nobody blocks on: their refusal is kept for :meth:`ScienceModeHost.check`."""
+
+
+def _timing(name: str, value_s: float, max_s: float) -> float:
+    """A timing setting, refused unless finite and in (0, ``max_s``]: an infinite or NaN
+    deadline would switch the check it sets off."""
+    if isinstance(value_s, bool) or not isinstance(value_s, int | float) \
+            or not math.isfinite(value_s) or not 0.0 < value_s <= max_s:
+        raise ValueError(f"{name} must be a number of seconds in (0, {max_s:g}], "
+                         f"not {value_s!r}")
+    return float(value_s)
 
 
 @dataclass(eq=False)
@@ -39,9 +72,10 @@ class PendingAck:
 
 class ScienceModeHost:
     def __init__(self, *, ack_timeout_s: float = ACK_TIMEOUT_S,
-                 keepalive_s: float = KEEPALIVE_S) -> None:
-        self.ack_timeout_s = ack_timeout_s
-        self.keepalive_s = keepalive_s
+                 keepalive_s: float = KEEPALIVE_S, poll_s: float = POLL_S) -> None:
+        self.ack_timeout_s = _timing("ack_timeout_s", ack_timeout_s, ACK_TIMEOUT_S)
+        self.keepalive_s = _timing("keepalive_s", keepalive_s, KEEPALIVE_S)
+        self.poll_s = _timing("poll_s", poll_s, ACK_TIMEOUT_S)
         self.decoder = sm.Decoder()
         self.device_init_number: int | None = None
         """The packet number of the device's Init, once one was heard."""
@@ -89,6 +123,7 @@ class ScienceModeHost:
         """Channel list mode for ``channels`` (stopping a running one first); also lifts
         an emergency stop. Returns the commands whose answers the caller waits for."""
         self._require_connection()
+        _check_setup(channels, frequency_hz)
         self.heartbeat(now_s)
         self.halted = False
         waiting = []
@@ -105,7 +140,12 @@ class ScienceModeHost:
     def update(self, amplitudes_ma: Mapping[int, float], now_s: float) -> None:
         """New amplitudes (rounded down to the device's step); sent only when they change,
         with channel list mode initialised again first if a stop ended it. Not waited for:
-        a late or refused answer is raised by :meth:`check`."""
+        a late or refused answer is raised by :meth:`check`.
+
+        An amplitude that is not a finite number in [0, the hard maximum], or whose charge
+        per phase exceeds the hard limit, is refused and stops the output (queued here,
+        like every command): the caller that asked for it cannot be trusted with the
+        output it had."""
         self.check(now_s)
         self._require_connection()
         if self.halted:
@@ -113,6 +153,12 @@ class ScienceModeHost:
         unknown = set(amplitudes_ma) - {setup.channel for setup in self._channels}
         if unknown:
             raise StimulatorError(f"channels {sorted(unknown)} were not configured")
+        beyond = [problem for setup in self._channels
+                  if (problem := _beyond_limits(setup, amplitudes_ma.get(setup.channel, 0.0)))]
+        if beyond:
+            self._outbox += self.emergency_stop()
+            raise StimulatorError("refused beyond the hard limits, output stopped: "
+                                  + "; ".join(beyond))
         pulses = tuple(
             sm.ChannelPulse(setup.pulse_width_us,
                             sm.current_code_ma(amplitudes_ma.get(setup.channel, 0.0)))
@@ -148,12 +194,20 @@ class ScienceModeHost:
         """Queue a keep-alive when the line was quiet for ``keepalive_s``, but only while
         the loop's heartbeat is recent: a stuck loop lets the device's own watchdog stop it.
 
+        While output is on, the keep-alive is an acknowledged GetStimulationMode every
+        ``poll_s`` whenever no answer is awaited, so a link that died at a steady amplitude
+        misses a deadline within ``poll_s`` + ``ack_timeout_s``.
+
         After a stop (or an emergency stop), the keep-alive is a Stop rather than a
         Watchdog, so a stop the device never heard (a line that dropped it, a device that
         was silent for a moment) is repeated within ``keepalive_s`` instead of the
         device's output being kept alive by us."""
-        if self.connected and now_s - self._last_sent_s >= self.keepalive_s and \
-                now_s - self._heartbeat_s < self.keepalive_s:
+        if not self.connected or now_s - self._heartbeat_s >= self.keepalive_s:
+            return
+        quiet_s = now_s - self._last_sent_s
+        if self.output is not None and not self.pending and quiet_s >= self.poll_s:
+            self._command(sm.GetStimulationMode(), _LINK_CHECK, now_s)
+        elif quiet_s >= self.keepalive_s:
             self._send(sm.Watchdog() if self._list_ready else sm.StopChannelListMode(), now_s)
 
     def check(self, now_s: float) -> None:
@@ -222,6 +276,13 @@ class ScienceModeHost:
                 self._on_device_init(packet.number, now_s)
             case sm.Ack(command, result):
                 self._on_ack(command, result)
+            case sm.GetStimulationModeAck(result, mode):
+                self._on_ack(sm.Command.GET_STIMULATION_MODE_ACK, result)
+                if result == sm.Result.OK and mode != sm.StimulationMode.CHANNEL_LIST_MODE \
+                        and self.output is not None:
+                    self.output = None
+                    self._list_ready = False
+                    self.fail(StimulatorError("stimulator left channel list mode on its own"))
             case sm.StimulationError(code):
                 self.output = None
                 self._list_ready = False
@@ -238,8 +299,8 @@ class ScienceModeHost:
                 self.pending.remove(pending)
                 if result != sm.Result.OK and command == sm.Command.INIT_CHANNEL_LIST_MODE_ACK:
                     self._list_ready = False
-                if result != sm.Result.OK and pending.name == "update":
-                    self.fail(StimulatorError(f"stimulator refused update: "
+                if result != sm.Result.OK and pending.name in _UNWAITED:
+                    self.fail(StimulatorError(f"stimulator refused {pending.name}: "
                                               f"{_result_text(result)}"))
                 return
 
@@ -255,6 +316,45 @@ class ScienceModeHost:
         if self.output is not None:
             self.output = None
             self.fail(StimulatorError("stimulator restarted and stopped its output"))
+
+
+def _check_setup(channels: Sequence[ChannelSetup], frequency_hz: float) -> None:
+    """Refuse a block the hard limits do not allow, before anything is sent."""
+    limits = HARD_LIMITS
+    problems = [f"channel {setup.channel} is not 1-{sm.MAX_CHANNELS}" for setup in channels
+                if not 1 <= setup.channel <= sm.MAX_CHANNELS]
+    problems += [f"pulse width {setup.pulse_width_us!r} µs on channel {setup.channel} is "
+                 f"outside {limits.pulse_width_min_us}-{limits.pulse_width_max_us} µs"
+                 for setup in channels
+                 if not limits.pulse_width_min_us <= setup.pulse_width_us
+                 <= limits.pulse_width_max_us]
+    if not (math.isfinite(frequency_hz)
+            and limits.frequency_min_hz <= frequency_hz <= limits.frequency_max_hz):
+        problems.append(f"frequency {frequency_hz!r} Hz is outside "
+                        f"{limits.frequency_min_hz:g}-{limits.frequency_max_hz:g} Hz")
+    if not channels:
+        problems.append("no channels")
+    if problems:
+        raise StimulatorError("configuration refused by the hard limits: "
+                              + "; ".join(problems))
+
+
+def _beyond_limits(setup: ChannelSetup, amplitude_ma: float) -> str | None:
+    """Why ``amplitude_ma`` on ``setup`` is beyond the hard limits, or None."""
+    limits = HARD_LIMITS
+    slack = 1.0 + LIMIT_TOLERANCE
+    if isinstance(amplitude_ma, bool) or not isinstance(amplitude_ma, int | float) \
+            or not math.isfinite(amplitude_ma) or amplitude_ma < 0.0:
+        return f"channel {setup.channel}: amplitude {amplitude_ma!r} mA is not a finite " \
+               f"number >= 0"
+    if amplitude_ma > limits.amplitude_max_ma * slack:
+        return f"channel {setup.channel}: {amplitude_ma:g} mA above the hard " \
+               f"{limits.amplitude_max_ma:g} mA"
+    charge_uc = charge_per_phase_uc(amplitude_ma, setup.pulse_width_us)
+    if charge_uc > limits.charge_per_phase_max_uc * slack:
+        return f"channel {setup.channel}: {charge_uc:g} µC per phase above the hard " \
+               f"{limits.charge_per_phase_max_uc:g} µC"
+    return None
 
 
 def _result_text(result: int) -> str:
