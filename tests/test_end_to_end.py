@@ -190,7 +190,8 @@ class Injection:
     stops: str
     """Who stops the output: "controller" (within a tick of the fault), "device" (the
     device stopped itself, before the controller heard of it), "watchdog" (the controller
-    cannot reach the device; its watchdog stops it)."""
+    cannot reach the device, or the device reads none of its commands; its watchdog stops
+    it)."""
 
 
 INJECTIONS = [
@@ -198,8 +199,11 @@ INJECTIONS = [
     Injection("imu freeze", "sensor_frozen", "identical samples", "controller"),
     Injection("imu garbage 400", "sensor_error", "were not valid packets", "controller"),
     Injection("imu vanish", "sensor_error", "lost the IMU", "controller"),
-    Injection("stim late 0.3", "stimulator_error", "did not acknowledge update", "controller"),
-    Injection("stim refuse", "stimulator_error", "refused update", "controller"),
+    # at the plateau no update is sent: the driver's link check finds these
+    Injection("stim late 0.3", "stimulator_error", "did not acknowledge link check",
+              "controller"),
+    # a transfer error: the device reads no command, not even the stop, so its watchdog
+    Injection("stim refuse", "stimulator_error", "refused link check", "watchdog"),
     Injection("stim error electrode", "stimulator_error", "electrode error", "device"),
     Injection("stim silent", "stimulator_error", "did not acknowledge", "watchdog"),
     Injection("stim vanish", "stimulator_error", "lost the RehaStim 2", "watchdog"),
