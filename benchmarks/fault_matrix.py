@@ -65,6 +65,7 @@ from pty_rig import (
     fes_run_command,
     machine_load,
     query,
+    try_reset,
     wait_until,
 )
 
@@ -321,28 +322,6 @@ class Result:
     note: str = ""
 
 
-def _reset_answer(db: Path, after_s: float) -> str:
-    found = wait_until(lambda: query(
-        db, "SELECT kind FROM notices WHERE t_s >= ? AND kind IN ('reset', 'reset_refused')"
-            " ORDER BY t_s", (after_s,)), timeout_s=2.0)
-    if not found:
-        return "nothing latched"
-    return "accepted" if found[0][0] == "reset" else "refused"
-
-
-def _try_reset(rig: Rig, patience_s: float) -> str:
-    """Press ``r`` once a second until a reset is accepted or ``patience_s`` is over."""
-    started_s = time.monotonic()
-    while True:
-        pressed_s = time.monotonic()
-        rig.controller.press("r")
-        answer = _reset_answer(rig.db, pressed_s)
-        if answer != "refused" or time.monotonic() - started_s >= patience_s:
-            waited_s = pressed_s - started_s
-            return f"{answer} after {waited_s:.0f} s" if waited_s >= 1.0 else answer
-        time.sleep(1.0)
-
-
 def _zero(changes: list[Change], on_at_inject: int, fault_s: float | None
           ) -> tuple[Change | None, bool]:
     """The change that took the output to zero after the injection (None if it was off
@@ -378,11 +357,11 @@ def run_row(fault: Fault, moment: str, folder: Path) -> Result:
         time.sleep(max(0.0, watch_from_s + OBSERVE_S - time.monotonic()))
         observed_until_s = time.monotonic()
         running = rig.controller.process.poll() is None
-        while_cause = _try_reset(rig, 0.0) if running and fault.lasting else "—"
+        while_cause = try_reset(rig.controller, rig.db, 0.0) if running and fault.lasting else "—"
         if fault.clear is not None:
             fault.clear(rig)
         running = rig.controller.process.poll() is None
-        after_clear = _try_reset(rig, RESET_TRIES_S) \
+        after_clear = try_reset(rig.controller, rig.db, RESET_TRIES_S) \
             if running and fault.reach not in ("gone",) and (fault.clear or not fault.lasting) \
             else "—"
         faults = query(rig.db, "SELECT t_s, kind FROM faults WHERE t_s >= ? ORDER BY t_s",

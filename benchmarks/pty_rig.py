@@ -246,3 +246,28 @@ def machine_load() -> str:
     """The load average beside every figure (other processes share this machine)."""
     one, five, _ = os.getloadavg()
     return f"load {one:.2f} / {five:.2f} (1 / 5 min) on {os.cpu_count()} cores"
+
+
+def reset_answer(db: Path, pressed_s: float, timeout_s: float = 2.0) -> str:
+    """What the record says a reset pressed at ``pressed_s`` did: its notice, its refusal,
+    or neither (a reset with nothing latched leaves no notice)."""
+    found = wait_until(lambda: query(
+        db, "SELECT kind FROM notices WHERE t_s >= ? AND kind IN ('reset', 'reset_refused')"
+            " ORDER BY t_s", (pressed_s,)), timeout_s=timeout_s)
+    if not found:
+        return "nothing latched"
+    return "accepted" if found[0][0] == "reset" else "refused"
+
+
+def try_reset(controller: Controller, db: Path, patience_s: float) -> str:
+    """Press ``r`` once a second until a reset is not refused or ``patience_s`` is over;
+    the answer, with how long it took when that was more than one press."""
+    started_s = time.monotonic()
+    while True:
+        pressed_s = time.monotonic()
+        controller.press("r")
+        answer = reset_answer(db, pressed_s)
+        if answer != "refused" or time.monotonic() - started_s >= patience_s:
+            waited_s = pressed_s - started_s
+            return f"{answer} after {waited_s:.0f} s" if waited_s >= 1.0 else answer
+        time.sleep(1.0)

@@ -45,6 +45,7 @@ from pty_rig import (
     machine_load,
     query,
     rss_mb,
+    try_reset,
     wait_until,
 )
 
@@ -129,14 +130,6 @@ def _counts(db: Path) -> dict[str, int]:
             for table in RECORD_TABLES}
 
 
-def _reset_answer(db: Path, after_s: float) -> str:
-    """Press-time answer from the record: the reset notice or its refusal."""
-    found = wait_until(lambda: query(
-        db, "SELECT kind FROM notices WHERE t_s >= ? AND kind IN ('reset', 'reset_refused') "
-            "ORDER BY t_s", (after_s,)), timeout_s=3.0)
-    return "no answer" if not found else ("accepted" if found[0][0] == "reset" else "refused")
-
-
 def _inject(sim: Simulator, controller: Controller, db: Path, rng: random.Random,
             started_s: float) -> Injection:
     command, clear, expected = rng.choice(FAULTS)
@@ -145,20 +138,10 @@ def _inject(sim: Simulator, controller: Controller, db: Path, rng: random.Random
     found = wait_until(lambda: query(db, "SELECT kind FROM faults WHERE t_s >= ? ORDER BY t_s",
                                      (injected_s,)), timeout_s=3.0)
     time.sleep(rng.uniform(1.0, 3.0))
-    pressed_s = time.monotonic()
-    controller.press("r")
-    persistent = "garbage" not in command
-    while_cause = _reset_answer(db, pressed_s) if persistent else "—"
+    while_cause = try_reset(controller, db, 0.0) if "garbage" not in command else "—"
     sim.command(clear)
-    cleared_s = time.monotonic()
-    after = "refused"
-    while after == "refused" and time.monotonic() - cleared_s < RESET_TRIES_S:
-        time.sleep(1.0)
-        pressed_s = time.monotonic()
-        controller.press("r")
-        after = _reset_answer(db, pressed_s)
-    if after == "accepted":
-        after = f"accepted {pressed_s - cleared_s:.1f} s after clearing"
+    time.sleep(0.5)
+    after = try_reset(controller, db, RESET_TRIES_S)
     return Injection((injected_s - started_s) / 60, command, expected, bool(found),
                      found[0][0] if found else None, while_cause, after)
 
@@ -170,9 +153,7 @@ def _reset_unprovoked(db: Path, controller: Controller, since_s: float,
     found = query(db, "SELECT t_s, kind, detail FROM faults WHERE t_s > ?", (since_s,))
     if not found:
         return []
-    pressed_s = time.monotonic()
-    controller.press("r")
-    answer = _reset_answer(db, pressed_s)
+    answer = try_reset(controller, db, RESET_TRIES_S)
     console.print(f"  unprovoked fault(s) {found}: reset {answer}", highlight=False)
     return [[*fault, answer] for fault in found]
 
