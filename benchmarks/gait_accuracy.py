@@ -40,7 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from controller.assembly.simulated import build_simulated_session
-from controller.cli import DEFAULT_PROTOCOL
+from controller.cli import default_protocol
 from controller.detect.gait import GyroGaitDetector
 from controller.detect.tilt import TiltTrigger
 from controller.devices.recording import (
@@ -198,7 +198,7 @@ def repeated(samples: list[Sample], swings: list[Swing], times: int) -> tuple[
 def delivered(samples: list[Sample], swings: list[Swing], foot: str, name: str,
               db_path: Path) -> tuple[Delivery, dict[str, int], str]:
     """Run the simulated session on ``samples`` and score its record against ``swings``."""
-    protocol = load_protocol(DEFAULT_PROTOCOL).model_copy(update={"leg": foot})
+    protocol = load_protocol(default_protocol()).model_copy(update={"leg": foot})
     rig = build_simulated_session(protocol, samples, db_path, source=f"sim://{name}#{foot}")
     summary = rig.runner().run()
     session_id = summary.session_id

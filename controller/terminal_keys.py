@@ -56,8 +56,8 @@ class TerminalKeys:
         if self._thread is not None:
             self._thread.join(timeout=0.5)
         if self._saved is not None:
-            try:
-                termios.tcsetattr(self._stream.fileno(), termios.TCSADRAIN, self._saved)
+            try:  # at once: waiting for output to drain hangs on a terminal stopped by Ctrl-S
+                termios.tcsetattr(self._stream.fileno(), termios.TCSANOW, self._saved)
             except (OSError, ValueError, termios.error):
                 pass
 
