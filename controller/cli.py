@@ -23,7 +23,7 @@ from queue import SimpleQueue
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO, cast
 
-from controller.cli_records import RECORD_COMMANDS, CommandTable, with_handler
+from controller.cli_records import RECORD_COMMANDS, CommandTable, station_record, with_handler
 from controller.observe import SessionObserver
 from controller.terminal_output import bounded
 from controller.types import Cue
@@ -158,6 +158,15 @@ def _number(low: float, high: float, unit: str, *,
     return parse
 
 
+def _pseudonym(text: str) -> str:
+    from controller.record import check_pseudonym
+
+    try:
+        return check_pseudonym(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 _duration = _number(0, MAX_DURATION_S, "seconds", low_included=False)
 
 
@@ -224,7 +233,7 @@ def _add_devices(devices: argparse.ArgumentParser) -> None:
 def _add_gui(gui: argparse.ArgumentParser) -> None:
     from controller.record import default_db_path
 
-    gui.add_argument("--db", type=Path, default=None,
+    gui.add_argument("--db", type=station_record, default=None,
                      help=f"session record (default: {default_db_path()})")
     gui.add_argument("--clinic", metavar="URL",
                      help="the clinic database (postgresql://…) the Review tab can read")
@@ -261,9 +270,10 @@ def _add_session_options(parser: argparse.ArgumentParser, duration_default: str)
     parser.add_argument("--calibration", type=Path, metavar="FILE",
                         help="gait calibration from fes calibrate (default: calibrate on the "
                         "first steps); gait protocols only")
-    parser.add_argument("--db", type=Path, default=None,
+    parser.add_argument("--db", type=station_record, default=None,
                         help=f"session record (default: {default_db_path()})")
-    parser.add_argument("--patient", help="pseudonymous patient id for the record")
+    parser.add_argument("--patient", type=_pseudonym,
+                        help="pseudonymous patient id for the record, e.g. P-017")
 
 
 def _session_protocol(args: argparse.Namespace) -> Protocol:

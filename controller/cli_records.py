@@ -38,6 +38,15 @@ def with_handler(add_options: Callable[[argparse.ArgumentParser], None],
     return add
 
 
+def station_record(text: str) -> Path:
+    """An argparse type: a station's record is a file; a URL is refused, not made a folder."""
+    if "://" in text:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a file; sessions are written to this station's record and "
+            "reach the clinic database with fes sync")
+    return Path(text)
+
+
 @cache
 def console() -> Console:
     from rich.console import Console
@@ -66,7 +75,7 @@ def _add_sync(sync: argparse.ArgumentParser) -> None:
 
     sync.add_argument("--to", required=True, metavar="URL",
                       help="the clinic database, postgresql://USER@HOST/DATABASE")
-    sync.add_argument("--db", type=Path, default=None,
+    sync.add_argument("--db", type=station_record, default=None,
                       help=f"this station's record (default: {default_db_path()})")
     sync.add_argument("--station", help="the name the sessions are filed under (default: "
                       "this computer's name)")

@@ -64,6 +64,9 @@ CASES: dict[str, list[str]] = {
     "record not a database": ["simulate", "--db", "{tmp}/not_a_db.sqlite"],
     "record /dev/null": ["simulate", "--db", "/dev/null"],
     "record where nothing can be made": ["simulate", "--db", "/proc/fes-record.sqlite"],
+    "record a database URL": ["simulate", "--db", "postgresql://nobody@localhost/clinic"],
+    "patient empty": ["simulate", "--patient", ""],
+    "patient a real name": ["simulate", "--patient", "John Smith"],
     # fes run
     "run calibration with an exercise": ["run", "--stimulator", "sim://", "--imu", "sim://",
                                          "--protocol", str(EXERCISE), "--calibration",
@@ -114,6 +117,8 @@ CASES: dict[str, list[str]] = {
     "import over a file": ["import", str(WALK), "--out", "{tmp}/kept.csv"],
     "sync to a web address": ["sync", "--to", "http://clinic.example", "--db",
                               "{tmp}/not_a_db.sqlite"],
+    "sync record a URL": ["sync", "--to", "postgresql://nobody@127.0.0.1:1/x", "--db",
+                          "postgresql://nobody@127.0.0.1:1/y"],
     "sync record a folder": ["sync", "--to", "postgresql://nobody@127.0.0.1:1/x", "--db",
                              "{tmp}/folder"],
     # fes protocol, fes devices
