@@ -62,10 +62,12 @@ from pty_rig import (
     Controller,
     DeliveredLog,
     Simulator,
+    exit_on_sigterm,
     fes_run_command,
     machine_load,
     query,
     try_reset,
+    wait_resetting,
     wait_until,
 )
 
@@ -342,11 +344,13 @@ def run_row(fault: Fault, moment: str, folder: Path) -> Result:
     protocol = folder.parent / ("exercise.toml" if exercise else "gait.toml")
     rig = Rig(folder, protocol, exercise, split=fault.name == "stim process killed")
     try:
-        if not wait_until(lambda: MOMENTS[moment](rig.log), MOMENT_TIMEOUT_S, poll_s=0.002):
+        reached, early_faults = wait_resetting(lambda: MOMENTS[moment](rig.log),
+                                               rig.controller, rig.db, MOMENT_TIMEOUT_S)
+        if not reached:
             rig.close()
             return Result(fault.name, moment, 0, [], None, None, "", False, "", "", -1, "",
-                          False, f"moment not reached; controller said: "
-                                 f"{rig.controller.output()[-300:]!r}")
+                          False, f"moment not reached ({early_faults} faults before it); "
+                                 f"controller said: {rig.controller.output()[-300:]!r}")
         inject_s = time.monotonic()
         on_at_inject = rig.log.output_at(inject_s)
         fault.inject(rig)
@@ -386,12 +390,13 @@ def run_row(fault: Fault, moment: str, folder: Path) -> Result:
         None if zero_s is None else 1000 * (zero_s - inject_s),
         None if zero_s is None or fault_s is None else 1000 * (zero_s - fault_s),
         stopped_by, stayed_off, while_cause, after_clear, code, "", False)
-    _judge(result, fault, zero_s, fault_s, watch_from_s)
+    _judge(result, fault, zero_s)
+    if early_faults:
+        result.note += f" ({early_faults} unprovoked fault(s) reset before the moment)"
     return result
 
 
-def _judge(result: Result, fault: Fault, zero_s: float | None, fault_s: float | None,
-           watch_from_s: float) -> None:
+def _judge(result: Result, fault: Fault, zero_s: float | None) -> None:
     """Set the row's target and whether it is met, saying why not."""
     off_already = zero_s is None and result.stayed_off
     problems = []
@@ -447,6 +452,7 @@ def main() -> int:
     parser.add_argument("--moments", help=f"comma-separated, of {', '.join(MOMENTS)}")
     parser.add_argument("--json", type=Path, metavar="FILE")
     args = parser.parse_args()
+    exit_on_sigterm()
     faults = FAULTS
     if args.faults:
         wanted = [name.strip() for name in args.faults.split(",")]

@@ -271,3 +271,33 @@ def try_reset(controller: Controller, db: Path, patience_s: float) -> str:
             waited_s = pressed_s - started_s
             return f"{answer} after {waited_s:.0f} s" if waited_s >= 1.0 else answer
         time.sleep(1.0)
+
+
+def wait_resetting(condition: Callable[[], T | None], controller: Controller, db: Path,
+                   timeout_s: float, poll_s: float = 0.002) -> tuple[T | None, int]:
+    """Wait for ``condition`` while pressing ``r`` after any fault that latches meanwhile
+    (a loaded machine's late loop before the moment we wait for), as an operator would;
+    also how many such faults there were."""
+    seen_s, faults = 0.0, 0
+    next_check_s = time.monotonic()
+
+    def ready() -> T | None:
+        nonlocal seen_s, faults, next_check_s
+        if time.monotonic() >= next_check_s:
+            next_check_s = time.monotonic() + 0.5
+            found = query(db, "SELECT t_s FROM faults WHERE t_s > ?", (seen_s,))
+            if found:
+                faults += len(found)
+                seen_s = max(t_s for (t_s,) in found)
+                controller.press("r")
+        return condition()
+
+    return wait_until(ready, timeout_s, poll_s), faults
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM ends the benchmark through its ``finally`` blocks, so no ``fes-sim`` or
+    controller it started is left running."""
+    def leave(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, leave)

@@ -42,6 +42,7 @@ from pty_rig import (
     ROOT,
     Controller,
     Simulator,
+    exit_on_sigterm,
     machine_load,
     query,
     rss_mb,
@@ -261,6 +262,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, metavar="FILE")
     args = parser.parse_args()
+    exit_on_sigterm()
     if not (args.minutes > 0 and args.every > 0):
         parser.error("--minutes and --every must be positive")
     console = Console(width=150)
