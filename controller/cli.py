@@ -2,7 +2,7 @@
 
 Exit codes: 0 the session completed (or was stopped by its user) without a fault; 1 it
 ended with a fault or an emergency stop; 2 the input was refused (bad protocol, missing
-file, bad option, an option that does not apply).
+file, bad option, an option that does not apply); 130 Ctrl-C outside a session.
 
 Start-up is kept short: a command's options (and the heavy modules their defaults come
 from) are built only for the command being run, and each handler imports what it uses.
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     from simulator.motion import MotionFault
 
 EXIT_OK, EXIT_FAULT, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_INTERRUPTED = 130
+"""Ctrl-C outside a session (during one it is an emergency stop, exit 1)."""
 DEFAULT_PROTOCOL_FILE = "peroneal_gait_gyro.toml"
 LIMB_SETTLE_S = 2.0
 """Time the synthetic limb's session spends before its first cue (calibration)."""
@@ -90,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         errors().file = cast(TextIO, bounded(sys.stderr))
     try:
         code: int = args.handler(args)
+    except KeyboardInterrupt:  # before a session started or after it ended: nothing is on
+        _print_error("interrupted")
+        return EXIT_INTERRUPTED
     except Exception as exc:
         if not isinstance(exc, _refusals()):
             raise

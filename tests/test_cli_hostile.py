@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -198,6 +200,38 @@ def test_gui_refuses_before_opening_a_window(env_change: dict[str, str | None],
         argv += ["--clinic", str(env_change["CLINIC"])]
     refused(subprocess.run(argv, capture_output=True, text=True, timeout=90, env=env,
                            check=False))
+
+
+@pytest.fixture
+def silent_port() -> Iterator[str]:
+    """A serial port (a pseudo-terminal) where no sensor ever speaks."""
+    controller_fd, port_fd = os.openpty()
+    yield os.ttyname(port_fd)
+    os.close(port_fd)
+    os.close(controller_fd)
+
+
+def test_a_live_calibration_from_a_silent_sensor_is_refused(silent_port: str,
+                                                            tmp_path: Path) -> None:
+    out = tmp_path / "calibration.toml"
+    refused(fes("calibrate", "--imu", f"serial://{silent_port}", "--seconds", "1", "--out",
+                str(out)))
+    assert not out.exists()
+
+
+def test_ctrl_c_outside_a_session_is_a_message_not_a_traceback(silent_port: str,
+                                                              tmp_path: Path) -> None:
+    out = tmp_path / "calibration.toml"
+    with subprocess.Popen([*FES, "calibrate", "--imu", f"serial://{silent_port}", "--seconds",
+                           "600", "--out", str(out)], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None
+        assert "walk now" in process.stdout.readline()  # it is recording
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert stderr.startswith("error: interrupted") and "Traceback" not in stderr
+    assert not out.exists()
 
 
 def full_pipe() -> tuple[int, int]:
