@@ -33,7 +33,7 @@ from controller.devices import sciencemode as sm
 from simulator import BUNDLED_WALK
 from simulator.pty_control import CommandError, Rig, apply, split_schedule
 from simulator.pty_imu import ImuStream, load_walk
-from simulator.pty_port import PtyPort
+from simulator.pty_port import FORGET_S, PtyPort
 from simulator.pty_rehastim import INIT_INTERVAL_S, RehaStimDevice
 from simulator.rehastim_model import RehaStimModel
 
@@ -103,6 +103,7 @@ class Simulator:
             selector.register(sys.stdin.fileno(), selectors.EVENT_READ, "control")
         except (OSError, ValueError):
             pass  # stdin is a file or closed: no run-time control, --fault still works
+        forget_at_s = time.monotonic()
         while self.running:
             now = time.monotonic()
             wait = min(self.rig.imu.next_due_s(), self.rig.stimulator.next_due_s(),
@@ -125,6 +126,10 @@ class Simulator:
             for name, port in ports.items():
                 if not port.open and name in registered:
                     selector.unregister(registered.pop(name))
+            if now >= forget_at_s:
+                forget_at_s = now + FORGET_S
+                for port in ports.values():
+                    port.forget_settings()
         self.close()
 
     def close(self) -> None:

@@ -4,12 +4,24 @@ The controller opens the slave path exactly like a USB serial adapter. We keep o
 slave descriptor open so the terminal survives the controller closing and reopening it (a
 real adapter does too), and write without blocking: bytes nobody reads are dropped once the
 kernel's buffer is full, as a sensor streaming into an unread port loses them.
+
+A pseudo-terminal cannot hold parity: it drops PARENB, and the kernel refuses (EINVAL) a
+``tcsetattr`` whose only change is one it drops. So a second client asking for exactly
+what the first one left behind plus even parity (a RehaStim 2 is 8E1) would be refused.
+:meth:`PtyPort.forget_settings` puts the line speed back to a neutral value, which the
+simulator does every ``FORGET_S`` seconds, so every client's open changes the speed and is
+accepted; a pty carries bytes the same at any speed, so a connected client notices nothing.
 """
 
 from __future__ import annotations
 
 import os
+import termios
 import tty
+
+NEUTRAL_SPEED = termios.B38400
+"""The speed a fresh pseudo-terminal starts at; no serial driver here asks for it."""
+FORGET_S = 0.05
 
 
 class PtyPort:
@@ -45,6 +57,18 @@ class PtyPort:
         except BlockingIOError:
             written = 0
         self.dropped_bytes += len(data) - written
+
+    def forget_settings(self) -> None:
+        """Put the line speed back to :data:`NEUTRAL_SPEED` if a client changed it."""
+        if self._master is None:
+            return
+        try:
+            attributes = termios.tcgetattr(self._slave)
+            if attributes[4] != NEUTRAL_SPEED or attributes[5] != NEUTRAL_SPEED:
+                attributes[4] = attributes[5] = NEUTRAL_SPEED
+                termios.tcsetattr(self._slave, termios.TCSANOW, attributes)
+        except (OSError, termios.error):
+            pass  # a terminal that cannot be set is no worse than before
 
     def vanish(self) -> None:
         """Close both ends: the controller's descriptor reads EIO, the path is gone."""

@@ -3,9 +3,11 @@ that dies mid-burst."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+import tty
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import serial
 from controller.assembly.urls import DeviceUrlError, open_motion_sensor, open_stimulator
 from controller.clock import VirtualClock
 from controller.devices import sciencemode as sm
+from controller.devices.base import StimulatorError
 from controller.devices.probe import list_devices
 from controller.devices.rehastim2 import RehaStim2
 from controller.devices.witmotion_imu import WitMotionImu
@@ -177,3 +180,44 @@ def test_device_urls_open_the_serial_drivers(sim: SimProcess) -> None:
 def test_unknown_device_urls_say_what_would_work() -> None:
     with pytest.raises(DeviceUrlError, match="serial://PORT"):
         open_stimulator("usb://0", VirtualClock(0.01))
+
+
+def fes(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "controller.cli", *args], check=False,
+                          capture_output=True, text=True, timeout=60)
+
+
+def fes_run(sim: SimProcess, db: Path) -> subprocess.CompletedProcess[str]:
+    return fes("run", "--stimulator", f"serial://{sim.stimulator}",
+               "--imu", f"serial://{sim.imu}", "--duration", "1", "--db", str(db))
+
+
+def test_one_simulator_serves_one_fes_run_after_another(sim: SimProcess,
+                                                        tmp_path: Path) -> None:
+    """The first client leaves its line settings on the pty; the second must still open."""
+    for attempt in range(2):
+        done = fes_run(sim, tmp_path / "record.sqlite")
+        assert (attempt, done.returncode) == (attempt, 0), done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_fes_devices_then_fes_run(sim: SimProcess, tmp_path: Path) -> None:
+    listed = fes("devices", sim.stimulator, sim.imu)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+    done = fes_run(sim, tmp_path / "record.sqlite")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_terminal_that_refuses_the_line_settings_is_a_clear_error(tmp_path: Path) -> None:
+    """A bare pty, with no simulator forgetting its settings: the second open with parity
+    is refused by the kernel, and the driver says so instead of raising termios.error."""
+    master, slave = os.openpty()
+    try:
+        tty.setraw(slave)
+        path = os.ttyname(slave)
+        serial.Serial(path, 460800, parity=serial.PARITY_EVEN).close()
+        with pytest.raises(StimulatorError, match=f"cannot open {path}: the terminal refused the line settings"):
+            RehaStim2(path, handshake_timeout_s=0.1).connect()
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -8,15 +8,23 @@ instead of when a fixed-size read fills up.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from typing import Protocol, cast
 
 import serial
 
-PORT_ERRORS = (serial.SerialException, OSError, TypeError, ValueError)
-"""What a vanishing port raises from inside pyserial (TypeError/ValueError come from a
-port closed under a blocked read)."""
+if sys.platform == "win32":
+    _TERMINAL_ERRORS: tuple[type[Exception], ...] = ()
+else:
+    import termios
+    _TERMINAL_ERRORS = (termios.error,)
+
+PORT_ERRORS = (serial.SerialException, OSError, TypeError, ValueError, *_TERMINAL_ERRORS)
+"""What opening or a vanishing port raises from inside pyserial (TypeError/ValueError come
+from a port closed under a blocked read; ``termios.error``, which is not an OSError, from
+a terminal that refuses the line settings, such as a pseudo-terminal asked for parity)."""
 
 
 class SerialPort(Protocol):
@@ -41,9 +49,14 @@ control loop (or an exit path) for good."""
 
 def open_port(url: str, baud: int, parity: str, poll_s: float) -> SerialPort:
     """Open ``url`` 8 data bits, 1 stop bit; raises pyserial's errors or OSError."""
-    port = serial.serial_for_url(url, baudrate=baud, bytesize=serial.EIGHTBITS,
-                                 parity=parity, stopbits=serial.STOPBITS_ONE, timeout=poll_s,
-                                 write_timeout=WRITE_TIMEOUT_S)
+    try:
+        port = serial.serial_for_url(url, baudrate=baud, bytesize=serial.EIGHTBITS,
+                                     parity=parity, stopbits=serial.STOPBITS_ONE,
+                                     timeout=poll_s, write_timeout=WRITE_TIMEOUT_S)
+    except _TERMINAL_ERRORS as exc:
+        raise serial.SerialException(
+            f"the terminal refused the line settings ({baud} baud, 8 data bits, parity "
+            f"{parity}, 1 stop bit): {exc}") from exc
     return cast(SerialPort, port)
 
 
