@@ -206,9 +206,10 @@ def _add_protocol(protocol: argparse.ArgumentParser) -> None:
     check = protocol_commands.add_parser(
         "check", help="validate a protocol file; for gait, its on-time over a cadence range")
     check.add_argument("file", type=Path)
+    low_spm, high_spm = CADENCE_RANGE_SPM
     check.add_argument("--cadence", metavar="LOW-HIGH", type=_cadence_range,
-                       default=CADENCE_RANGE_SPM,
-                       help="steps per minute the walk may take (default: %(default)s)")
+                       help="gait protocols: steps per minute the walk may take (default: "
+                       f"{low_spm:g}-{high_spm:g})")
     check.set_defaults(handler=_protocol_check)
     listing = protocol_commands.add_parser("list", help="list the bundled protocols")
     listing.set_defaults(handler=_protocol_list)
@@ -436,14 +437,18 @@ def _cadence_range(text: str) -> tuple[float, float]:
 
 def _protocol_check(args: argparse.Namespace) -> int:
     from protocols import GaitProtocol, load_protocol
-    from protocols.duty import check_gait
+    from protocols.duty import CADENCE_RANGE_SPM, check_gait
 
     protocol = load_protocol(args.file)
     if isinstance(protocol, GaitProtocol):
-        problems = check_gait(protocol, args.cadence)
-        _print_on_time(protocol, args.cadence)
+        cadence_range = args.cadence or CADENCE_RANGE_SPM
+        problems = check_gait(protocol, cadence_range)
+        _print_on_time(protocol, cadence_range)
         if problems:
             raise InputError(f"{args.file}: " + "; ".join(problems))
+    elif args.cadence is not None:
+        raise InputError(f"--cadence checks a gait protocol's on-time; {args.file} is an "
+                         f"exercise ({protocol.name!r})")
     console().print(f"[green]ok[/] {args.file}: {protocol.name!r}, {protocol.mode}, "
                     f"{len(protocol.channels)} channel(s), {_what_drives(protocol)}, "
                     f"{protocol.stimulation.frequency_hz:g} Hz", highlight=False)

@@ -128,6 +128,8 @@ CASES: dict[str, list[str]] = {
     "protocol check a folder": ["protocol", "check", "{tmp}/folder"],
     "protocol check not TOML": ["protocol", "check", "{tmp}/not_a_db.sqlite"],
     "protocol check cadence nan": ["protocol", "check", str(GAIT), "--cadence", "nan-100"],
+    "protocol check cadence on an exercise": ["protocol", "check", str(EXERCISE), "--cadence",
+                                              "60-120"],
     "devices missing port": ["devices", "/dev/nonexistent-fes"],
     "unknown command": ["frobnicate"],
 }
