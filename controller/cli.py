@@ -87,6 +87,8 @@ def default_protocol() -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     args = _parser(arguments).parse_args(arguments)
+    console.cache_clear()  # consoles of this command, on this call's standard streams
+    errors.cache_clear()
     if args.command in SESSION_COMMANDS:
         console().file = cast(TextIO, bounded(sys.stdout))
         errors().file = cast(TextIO, bounded(sys.stderr))
