@@ -15,15 +15,26 @@ works while the loop is stuck.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import os
 import threading
 import time
 from collections.abc import Callable
 
-from controller.safety import HARD_LIMITS, LimitViolation
+from controller.safety import HARD_LIMITS, PROCESS_STALL_S, LimitViolation
 from controller.session import Session
 from controller.types import FaultKind, SessionStatus, SessionSummary, StatusLine
 
 StatusCallback = Callable[[StatusLine], None]
+
+LOOP_NICE = -10
+"""Niceness asked for the session's threads where the platform permits it (root or
+CAP_SYS_NICE): other busy processes then delay a tick less. Never required."""
+WAKE_CREDIT_S = 0.02
+"""The most one wake-up of the watchdog counts towards a loop's silence: a longer sleep
+means the watchdog itself was not running (the process was starved or stopped), so it
+cannot tell a stuck loop from a starved one by that time."""
 
 MAX_STATUS_INTERVAL_S = 10.0
 """A status line at least this often: a display that is never updated looks like a hang."""
@@ -31,13 +42,16 @@ MAX_STATUS_INTERVAL_S = 10.0
 
 class SessionRunner:
     def __init__(self, session: Session, *, on_status: StatusCallback | None = None,
-                 status_interval_s: float = 0.1, watchdog_s: float | None = None) -> None:
+                 status_interval_s: float = 0.1, watchdog_s: float | None = None,
+                 raise_priority: bool = True) -> None:
         """``watchdog_s``: wall time a tick may take before output is stopped from outside
         the loop; None for a session on simulated time that is not paced to the wall clock
         (there, lateness is judged on the session clock by the supervisor alone).
 
         Both are refused unless finite and in range: an infinite or NaN watchdog would
-        never fire, and nothing else stops output while the loop is stuck."""
+        never fire, and nothing else stops output while the loop is stuck.
+        ``raise_priority``: ask for :data:`LOOP_NICE` on the loop's and watchdog's threads
+        (ignored where not permitted)."""
         if watchdog_s is not None and not 0.0 < watchdog_s <= HARD_LIMITS.loop_late_max_s:
             raise LimitViolation(f"loop watchdog {watchdog_s!r} s outside "
                                  f"0-{HARD_LIMITS.loop_late_max_s:g} s")
@@ -48,6 +62,7 @@ class SessionRunner:
         self._on_status = on_status
         self._status_interval_s = status_interval_s
         self._watchdog_s = watchdog_s
+        self._raise_priority = raise_priority
         self._beat_s: float | None = None
         """Wall time of the loop's last sign of life; None while it may block by design
         (bringing a stimulator up)."""
@@ -97,6 +112,7 @@ class SessionRunner:
         self._thread = threading.Thread(target=self._loop, name="control-loop", daemon=True)
         self._thread.start()
         if self._watchdog_s is not None:
+            self.session.supervisor.watched_from_outside()
             threading.Thread(target=self._watch, name="loop-watchdog", daemon=True).start()
 
     def wait(self, timeout_s: float | None = None) -> SessionSummary | None:
@@ -127,6 +143,9 @@ class SessionRunner:
     def _loop(self) -> None:
         session = self.session
         try:
+            self._prioritise()
+            gc.collect()
+            gc.freeze()  # what setup built is never collected again: shorter pauses in ticks
             session.start()
             self._beat_s = last_status_s = time.monotonic()
             latched = session.supervisor.latched
@@ -142,6 +161,7 @@ class SessionRunner:
             self._error = exc
         finally:
             self._beat_s = None
+            gc.unfreeze()  # a process that runs session after session keeps no garbage
             try:
                 self._summary = session.finish()
                 if self._on_status is not None:
@@ -157,18 +177,55 @@ class SessionRunner:
         finally:
             self._beat_s = time.monotonic()
 
+    def _prioritise(self) -> None:
+        """Every thread of the process, not the loop's alone: the loop waits for the
+        interpreter lock and the drivers' locks, and a thread of lower priority holding
+        one of them while the OS runs something else would hold the loop up with it."""
+        if not (self._raise_priority and hasattr(os, "setpriority")):
+            return
+        try:
+            threads = [int(tid) for tid in os.listdir("/proc/self/task")]
+        except OSError:  # no /proc: this thread alone
+            threads = [threading.get_native_id()]
+        for tid in threads:
+            with contextlib.suppress(OSError):  # not permitted, or gone: run as we are
+                os.setpriority(os.PRIO_PROCESS, tid, LOOP_NICE)
+
     def _watch(self) -> None:
+        """Stop output when the loop has been silent for ``watchdog_s`` while this thread
+        kept running; and when this thread itself stood still past PROCESS_STALL_S (the
+        whole process was stopped), since the loop then did too.
+
+        Silence is counted wake-up by wake-up, each at most :data:`WAKE_CREDIT_S`: a loop
+        that is stuck while the process runs is stopped within the limit, but a process the
+        OS left waiting for a moment is not mistaken for a stuck loop."""
         assert self._watchdog_s is not None
         limit_s = self._watchdog_s
+        self._prioritise()
         fired_for: float | None = None
+        seen_beat_s: float | None = None
+        silent_s = 0.0
+        woke_s = time.monotonic()
         while not self._done.wait(min(0.005, limit_s / 10)):
+            now = time.monotonic()
+            slept_s, woke_s = now - woke_s, now
             beat_s = self._beat_s
-            if beat_s is None or beat_s == fired_for:
+            if beat_s is None:
+                seen_beat_s = None
                 continue
-            silent_s = time.monotonic() - beat_s
-            if silent_s > limit_s:
-                fired_for = beat_s
-                self.session.supervisor.halt(
-                    FaultKind.LOOP_LATE,
-                    f"control loop silent for {1000 * silent_s:.0f} ms: output stopped by "
-                    "the loop watchdog")
+            if beat_s != seen_beat_s:
+                seen_beat_s, silent_s = beat_s, min(now - beat_s, WAKE_CREDIT_S)
+            else:
+                silent_s += min(slept_s, WAKE_CREDIT_S)
+            if beat_s == fired_for:
+                continue
+            if slept_s > PROCESS_STALL_S:
+                why = (f"the process stood still for {1000 * slept_s:.0f} ms: output stopped "
+                       "by the loop watchdog")
+            elif silent_s > limit_s:
+                why = (f"control loop silent for {1000 * (now - beat_s):.0f} ms: output "
+                       "stopped by the loop watchdog")
+            else:
+                continue
+            fired_for = beat_s
+            self.session.supervisor.halt(FaultKind.LOOP_LATE, why)

@@ -96,6 +96,12 @@ _RAISED_IS_NARROWER = frozenset({"pulse_width_min_us", "frequency_min_hz"})
 
 HARD_LIMITS = HardLimits()
 
+PROCESS_STALL_S = 0.25
+"""A gap between two ticks this long means the whole process stood still (stopped,
+swapped out, starved of the CPU), not one wake-up delayed by the scheduler: it latches
+``loop_late`` even where a watchdog thread judges the loop (see
+:meth:`SafetySupervisor.watched_from_outside`)."""
+
 TRIM_MARGIN = 0.05
 """On-time this far (a fraction of the window) below the duty-cycle limit starts trimming
 the optional part of each burst; twice this far below stops it."""
@@ -293,6 +299,8 @@ class SafetySupervisor:
         self._halt: tuple[FaultKind, str] | None = None
         """Set from another thread by :meth:`halt`; latched by the loop at its next tick."""
         self._last_tick_s: float | None = None
+        self._late_limit_s = config.loop_late_s
+        """A gap between ticks past this latches ``loop_late``."""
         self._stimulator_connected = False
         self._stimulator_configured = False
         self.delivered_charge_uc: dict[int, float] = dict.fromkeys(self._channels, 0.0)
@@ -341,6 +349,14 @@ class SafetySupervisor:
         once a second); that wait is not a late loop, so lateness is measured from here.
         """
         self._last_tick_s = now_s
+
+    def watched_from_outside(self) -> None:
+        """A watchdog thread now judges whether the loop is stuck: it stops output once the
+        loop has been silent for ``loop_late_s`` of the time the watchdog itself ran (see
+        :class:`controller.runner.SessionRunner`). A late tick alone is then a scheduler's
+        delay, recorded as a ``loop_delayed`` notice, and latches only past
+        :data:`PROCESS_STALL_S`, when the whole process stood still."""
+        self._late_limit_s = max(self._config.loop_late_s, PROCESS_STALL_S)
 
     def shutdown(self, now_s: float) -> None:
         """End of session: output off, stimulator closed, whatever else happens."""
@@ -483,8 +499,11 @@ class SafetySupervisor:
             self._halt = None
             self.fault(kind, now_s, detail)
         if last is not None and now_s - last > self._config.loop_late_s:
-            self.fault(FaultKind.LOOP_LATE, now_s,
-                       f"control loop ran {1000 * (now_s - last):.0f} ms after the last tick")
+            gap = f"control loop ran {1000 * (now_s - last):.0f} ms after the last tick"
+            if now_s - last > self._late_limit_s:
+                self.fault(FaultKind.LOOP_LATE, now_s, gap)
+            else:
+                self._log.notice(now_s, "loop_delayed", gap)
         if self._faults:
             return
         if self._stimulator_configured:

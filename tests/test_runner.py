@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from controller.assembly import build_simulated_session
 from controller.devices.recording import load_recording
 from controller.record import read_rows
+from controller.safety import PROCESS_STALL_S
 from protocols import load_protocol
 from protocols.loader import LIBRARY
 from simulator import BUNDLED_WALK
@@ -69,3 +77,41 @@ def test_commands_from_another_thread_are_applied_at_the_next_tick(tmp_path: Pat
         summary = runner.wait(10.0)
     assert summary is not None and summary.status == "stopped"
     assert [f["kind"] for f in summary.faults] == ["sensor_silent", "emergency_stop"]
+
+
+@pytest.mark.parametrize("stopped_s", [0.08, 0.6])
+def test_a_stopped_process_latches_once_it_stood_still_past_the_stall_limit(
+        tmp_path: Path, stopped_s: float) -> None:
+    """``fes simulate --realtime`` stopped (SIGSTOP) and continued: a short stop is a
+    scheduler's delay and the session goes on; a long one latches loop_late, and no output
+    comes after it (no reset is given)."""
+    db = tmp_path / "record.sqlite"
+    fes = subprocess.Popen([sys.executable, "-m", "controller.cli", "simulate", "--realtime",
+                            "--duration", "8", "--db", str(db)], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def delivering() -> bool:
+        try:
+            return bool(read_rows(db, "SELECT t_s FROM commands WHERE amplitude_ma > 0"))
+        except sqlite3.OperationalError:  # the record is not made yet
+            return False
+
+    try:
+        wait_for(delivering, 30.0)
+        fes.send_signal(signal.SIGSTOP)
+        time.sleep(stopped_s)
+        fes.send_signal(signal.SIGCONT)
+        code = fes.wait(timeout=60.0)
+    finally:
+        if fes.poll() is None:
+            fes.kill()
+            fes.wait()
+    faults = read_rows(db, "SELECT t_s, kind, detail FROM faults")
+    assert fes.stderr is not None
+    if stopped_s < PROCESS_STALL_S:
+        assert (code, faults) == (0, []), fes.stderr.read()
+        return
+    assert code == 1
+    assert [kind for _, kind, _ in faults] == ["loop_late"], faults
+    after = read_rows(db, "SELECT amplitude_ma FROM commands WHERE t_s > ?", (faults[0][0],))
+    assert all(amplitude == 0 for (amplitude,) in after)

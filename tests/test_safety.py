@@ -10,7 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.safety import ChannelLimits, LimitViolation, SafetyConfig, SafetySupervisor
+from controller.safety import (
+    PROCESS_STALL_S,
+    ChannelLimits,
+    LimitViolation,
+    SafetyConfig,
+    SafetySupervisor,
+)
 from controller.sensor_watch import SensorLimits, SensorWatch
 from controller.types import GRAVITY_MPS2, Fault, FaultKind, Sample
 from simulator.inmemory import InMemoryStimulator, StimulatorMisbehaviour
@@ -235,6 +241,25 @@ def test_late_control_loop_latches() -> None:
     rig.feed()
     rig.tick()
     assert rig.supervisor.faults[0].kind is FaultKind.LOOP_LATE
+    assert rig.device_ma() == 0
+
+
+def test_a_watched_loop_records_a_scheduler_delay_and_latches_a_stopped_process() -> None:
+    """With a watchdog thread judging a stuck loop, one late tick is the scheduler's delay
+    (a notice, output goes on); a gap past PROCESS_STALL_S means the process stood still."""
+    rig = Rig()
+    rig.supervisor.watched_from_outside()
+    rig.run(0.2, intensity=1.0)
+    rig.now += 0.08
+    rig.feed()
+    rig.tick()
+    assert not rig.supervisor.latched
+    assert rig.log.notices[-1][1] == "loop_delayed"
+    assert rig.device_ma() == 20
+    rig.now += PROCESS_STALL_S + TICK_S
+    rig.feed()
+    rig.tick()
+    assert FaultKind.LOOP_LATE in [f.kind for f in rig.supervisor.faults]
     assert rig.device_ma() == 0
 
 
