@@ -55,6 +55,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import pty_rig
 from pty_rig import (
     SIM_WATCHDOG_S,
     TICK_S,
@@ -451,8 +452,12 @@ def main() -> int:
     parser.add_argument("--faults", help="comma-separated fault names (default: all)")
     parser.add_argument("--moments", help=f"comma-separated, of {', '.join(MOMENTS)}")
     parser.add_argument("--json", type=Path, metavar="FILE")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="niceness of fes-sim and fes run (negative: ahead of other work; "
+                             "needs root)")
     args = parser.parse_args()
     exit_on_sigterm()
+    pty_rig.NICE = args.nice
     faults = FAULTS
     if args.faults:
         wanted = [name.strip() for name in args.faults.split(",")]

@@ -36,6 +36,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import pty_rig
 from fault_matrix import GAIT_PROTOCOL
 from pty_rig import (
     ROOT,
@@ -127,8 +128,12 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, metavar="FILE")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="niceness of fes-sim and fes run (negative: ahead of other work; "
+                             "needs root)")
     args = parser.parse_args()
     exit_on_sigterm()
+    pty_rig.NICE = args.nice
     if args.trials < 1:
         parser.error("--trials must be at least 1")
     rng = random.Random(args.seed)
