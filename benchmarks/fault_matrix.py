@@ -55,7 +55,6 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pty_rig
 from pty_rig import (
     SIM_WATCHDOG_S,
     TICK_S,
@@ -63,10 +62,10 @@ from pty_rig import (
     Controller,
     DeliveredLog,
     Simulator,
-    exit_on_sigterm,
     fes_run_command,
     machine_load,
     query,
+    rig_options,
     try_reset,
     wait_resetting,
     wait_until,
@@ -79,13 +78,7 @@ RESET_TRIES_S = 6.0
 MOMENT_TIMEOUT_S = 25.0
 SESSION_S = 60.0
 
-GAIT_PROTOCOL = f"""
-name = "fault matrix: timed steps"
-description = "Bursts from a timer (3 s cycle, 1.35 s bursts, 0.5 s ramp-up) so every moment comes round."
-mode = "gait"
-leg = "left"
-extension_s = 0.0
-
+_CHANNEL = f"""
 [[channels]]
 channel = 1
 site = "common peroneal nerve"
@@ -93,7 +86,24 @@ amplitude_min_ma = 10.0
 amplitude_max_ma = 30.0
 amplitude_start_ma = {PLATEAU_MA}.0
 pulse_width_us = 300
+"""
+_SAFETY_AND_LENGTH = f"""
+[safety]
+charge_per_phase_max_uc = 50.0
+sensor_silent_s = 0.1
+sensor_frozen_s = 0.5
 
+[session]
+duration_s = {SESSION_S}
+"""
+
+GAIT_PROTOCOL = """
+name = "fault matrix: timed steps"
+description = "Bursts from a timer (3 s cycle, 1.35 s bursts, 0.5 s ramp-up): every moment comes."
+mode = "gait"
+leg = "left"
+extension_s = 0.0
+""" + _CHANNEL + """
 [stimulation]
 frequency_hz = 30.0
 ramp_up_s = 0.5
@@ -105,30 +115,14 @@ duty_cycle_max = 0.5
 kind = "cadence"
 cadence_steps_per_min = 20.0
 swing_fraction = 0.45
+""" + _SAFETY_AND_LENGTH
 
-[safety]
-charge_per_phase_max_uc = 50.0
-sensor_silent_s = 0.1
-sensor_frozen_s = 0.5
-
-[session]
-duration_s = {SESSION_S}
-"""
-
-EXERCISE_PROTOCOL = f"""
+EXERCISE_PROTOCOL = """
 name = "fault matrix: cued holds"
-description = "Cued lifts on a timer (1 s rise, 2 s hold), so a hold comes whatever the foot does."
+description = "Cued lifts on a timer (1 s rise, 2 s hold): a hold comes whatever the foot does."
 mode = "exercise"
 leg = "left"
-
-[[channels]]
-channel = 1
-site = "common peroneal nerve"
-amplitude_min_ma = 10.0
-amplitude_max_ma = 30.0
-amplitude_start_ma = {PLATEAU_MA}.0
-pulse_width_us = 300
-
+""" + _CHANNEL + """
 [stimulation]
 frequency_hz = 30.0
 ramp_up_s = 0.5
@@ -154,15 +148,7 @@ assist_timeout_s = 2.0
 stimulate = ["rise", "hold"]
 axis = "auto"
 placement = "foot"
-
-[safety]
-charge_per_phase_max_uc = 50.0
-sensor_silent_s = 0.1
-sensor_frozen_s = 0.5
-
-[session]
-duration_s = {SESSION_S}
-"""
+""" + _SAFETY_AND_LENGTH
 
 
 def _still_foot(path: Path) -> None:
@@ -451,13 +437,7 @@ def main() -> int:
                         help="every fault at one moment (full output in swing)")
     parser.add_argument("--faults", help="comma-separated fault names (default: all)")
     parser.add_argument("--moments", help=f"comma-separated, of {', '.join(MOMENTS)}")
-    parser.add_argument("--json", type=Path, metavar="FILE")
-    parser.add_argument("--nice", type=int, default=0,
-                        help="niceness of fes-sim and fes run (negative: ahead of other work; "
-                             "needs root)")
-    args = parser.parse_args()
-    exit_on_sigterm()
-    pty_rig.NICE = args.nice
+    args = rig_options(parser)
     faults = FAULTS
     if args.faults:
         wanted = [name.strip() for name in args.faults.split(",")]

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pty
@@ -32,6 +33,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from controller.devices import witmotion as wm
+from tests.sim_process import SimProcess
 
 T = TypeVar("T")
 TICK_S = 0.01
@@ -110,34 +112,22 @@ class DeliveredLog:
 
 
 class Simulator:
-    """``fes-sim`` as a child process; commands on its stdin, answers on its stdout."""
+    """``fes-sim`` as a child process; fault commands on its stdin (through the tests'
+    :class:`~tests.sim_process.SimProcess`, which waits for each answer)."""
 
     def __init__(self, folder: Path, name: str = "sim", *args: str) -> None:
         self.log = DeliveredLog(folder / f"{name}-delivered.jsonl")
         self.process = subprocess.Popen(
-            [*_niced(), sys.executable, "-m", "simulator", "--delivered-log", str(self.log.path),
-             *SIM_ARGS, *args], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, text=True, bufsize=1)
-        info = self._line()
-        self.stimulator: str = info["stimulator"]
-        self.imu: str = info["imu"]
-
-    def _line(self) -> dict[str, Any]:
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"fes-sim exited with {self.process.wait(5.0)}")
-        answer: dict[str, Any] = json.loads(line)
-        return answer
+            [*_niced(), sys.executable, "-m", "simulator", "--delivered-log",
+             str(self.log.path), *SIM_ARGS, *args], cwd=ROOT, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self._control = SimProcess(self.process, self.log.path)
+        self.stimulator = self._control.stimulator
+        self.imu = self._control.imu
 
     def command(self, text: str) -> None:
         """Send a fault command and wait until the simulator says it is in force."""
-        assert self.process.stdin is not None
-        self.process.stdin.write(text + "\n")
-        self.process.stdin.flush()
-        answer = self._line()
-        if answer != {"ok": text}:
-            raise RuntimeError(f"fes-sim answered {answer} to {text!r}")
+        self._control.command(text)
 
     def set_imu_rate(self, rate_hz: float) -> None:
         """Change the IMU's rate the way its host would: the WitMotion RATE register,
@@ -312,9 +302,19 @@ def wait_resetting(condition: Callable[[], T | None], controller: Controller, db
     return wait_until(ready, timeout_s, poll_s), faults
 
 
-def exit_on_sigterm() -> None:
-    """SIGTERM ends the benchmark through its ``finally`` blocks, so no ``fes-sim`` or
+def rig_options(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The options every rig benchmark has (``--json``, ``--nice``), parsed and applied;
+    and SIGTERM ends the benchmark through its ``finally`` blocks, so no ``fes-sim`` or
     controller it started is left running."""
+    global NICE
+    parser.add_argument("--json", type=Path, metavar="FILE")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="niceness of fes-sim and fes run (negative: ahead of other work; "
+                             "needs root)")
+    args = parser.parse_args()
+    NICE = args.nice
+
     def leave(signum: int, frame: object) -> None:
         raise SystemExit(128 + signum)
     signal.signal(signal.SIGTERM, leave)
+    return args

@@ -36,7 +36,6 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pty_rig
 from fault_matrix import GAIT_PROTOCOL
 from pty_rig import (
     ROOT,
@@ -44,10 +43,10 @@ from pty_rig import (
     TICK_S,
     Controller,
     Simulator,
-    exit_on_sigterm,
     fes_run_command,
     machine_load,
     query,
+    rig_options,
     wait_resetting,
     wait_until,
 )
@@ -127,13 +126,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--json", type=Path, metavar="FILE")
-    parser.add_argument("--nice", type=int, default=0,
-                        help="niceness of fes-sim and fes run (negative: ahead of other work; "
-                             "needs root)")
-    args = parser.parse_args()
-    exit_on_sigterm()
-    pty_rig.NICE = args.nice
+    args = rig_options(parser)
     if args.trials < 1:
         parser.error("--trials must be at least 1")
     rng = random.Random(args.seed)

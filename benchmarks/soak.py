@@ -38,14 +38,13 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pty_rig
 from pty_rig import (
     ROOT,
     Controller,
     Simulator,
-    exit_on_sigterm,
     machine_load,
     query,
+    rig_options,
     rss_mb,
     try_reset,
     wait_until,
@@ -261,13 +260,7 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--every", type=float, default=30.0, metavar="SECONDS")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--json", type=Path, metavar="FILE")
-    parser.add_argument("--nice", type=int, default=0,
-                        help="niceness of fes-sim and fes run (negative: ahead of other work; "
-                             "needs root)")
-    args = parser.parse_args()
-    exit_on_sigterm()
-    pty_rig.NICE = args.nice
+    args = rig_options(parser)
     if not (args.minutes > 0 and args.every > 0):
         parser.error("--minutes and --every must be positive")
     console = Console(width=150)
