@@ -84,6 +84,12 @@ class Watched:
     def kinds(self) -> list[FaultKind]:
         return [f.kind for f in self.log.faults]
 
+    def assert_latched_alone(self, kind: FaultKind, words: str) -> None:
+        """``kind`` is the one fault, its detail says ``words``, and output is off."""
+        assert self.kinds() == [kind]
+        assert words in self.log.faults[0].detail
+        assert self.supervisor.output_ma(1) == 0.0
+
     def stimulated(self) -> bool:
         return any(amplitudes.get(1, 0.0) > 0 for _, amplitudes in self.log.commands)
 
@@ -100,9 +106,7 @@ def test_a_value_stuck_at_full_scale_latches_a_fault_an_impact_does_not() -> Non
     assert w.kinds() == [] and w.stimulated()
     assert w.supervisor.output_ma(1) > 0, "mid-burst"
     w.feed(0.1, acc_x=FULL_SCALE_MPS2)
-    assert w.kinds() == [FaultKind.IMPLAUSIBLE_VALUE]
-    assert "end of the sensor's range" in w.log.faults[0].detail
-    assert w.supervisor.output_ma(1) == 0.0
+    w.assert_latched_alone(FaultKind.IMPLAUSIBLE_VALUE, "end of the sensor's range")
     assert w.supervisor.reset(w.now), "refused while the value is still stuck"
     w.feed(0.1)
     assert w.supervisor.reset(w.now) == []
@@ -119,9 +123,7 @@ def test_a_jump_no_limb_makes_is_rejected_counted_and_a_run_of_them_latches() ->
                for _, kind, detail in w.log.notices)
     assert any("1 sensor samples rejected" in text for text in w.watch.warnings())
     w.feed(0.1, gyro_y=1900.0)
-    assert w.kinds() == [FaultKind.IMPLAUSIBLE_VALUE]
-    assert "jumped more than" in w.log.faults[0].detail
-    assert w.supervisor.output_ma(1) == 0.0
+    w.assert_latched_alone(FaultKind.IMPLAUSIBLE_VALUE, "jumped more than")
 
 
 def test_a_thinned_stream_latches_sensor_degraded_until_the_rate_is_back() -> None:
@@ -129,9 +131,7 @@ def test_a_thinned_stream_latches_sensor_degraded_until_the_rate_is_back() -> No
     w.feed(4.0)
     assert w.kinds() == [] and w.stimulated()
     w.feed(2.5, every=3)  # 33 usable samples a second, below gait's 50
-    assert w.kinds() == [FaultKind.SENSOR_DEGRADED]
-    assert "33 usable samples/s" in w.log.faults[0].detail
-    assert w.supervisor.output_ma(1) == 0.0
+    w.assert_latched_alone(FaultKind.SENSOR_DEGRADED, "33 usable samples/s")
     assert w.supervisor.reset(w.now), "refused while the stream is thin"
     w.feed(1.5)
     assert w.supervisor.reset(w.now) == []
