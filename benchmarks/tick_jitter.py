@@ -11,7 +11,8 @@ simulated walk as ``fes simulate --realtime`` runs it; ``--via run`` a session o
 serial drivers against its own ``fes-sim`` on pseudo-terminals, as ``fes run`` runs it.
 Printed: the wall time between two ticks (what the loop watchdogs judge; the tick is
 10 ms), how late ticks ran against their schedule (simulate), and how many sessions
-latched ``loop_late``. Where permitted (root, CAP_SYS_NICE) the session's threads run at
+latched ``loop_late`` (at all, and as their first fault: a sensor fault's stop that
+waits for a starved simulator's answer is followed by a late loop). Where permitted (root, CAP_SYS_NICE) the session's threads run at
 ``controller.runner.LOOP_NICE``, and so does ``fes-sim``, which stands in for devices no
 process on this machine can starve; ``--no-priority`` leaves both as they are.
 
@@ -78,8 +79,8 @@ def _child(via: str, db: Path, seconds: float, raise_priority: bool) -> None:
                                           realtime=True)
             timer = _Timer(rig.clock.wall_time_of)
             rig.session.observers.add(timer)
-            runner = SessionRunner(rig.session, watchdog_s=rig.watchdog_s,
-                                   raise_priority=raise_priority)
+            runner = rig.runner() if raise_priority else SessionRunner(
+                rig.session, watchdog_s=rig.watchdog_s, raise_priority=False)
             start_s = rig.clock.now()
         else:
             sim = stack.enter_context(running_simulator(
@@ -91,8 +92,8 @@ def _child(via: str, db: Path, seconds: float, raise_priority: bool) -> None:
                                           f"serial://{sim.imu}", db, duration_s=seconds)
             timer = _Timer()
             device.session.observers.add(timer)
-            runner = SessionRunner(device.session, watchdog_s=device.watchdog_s,
-                                   raise_priority=raise_priority)
+            runner = device.runner() if raise_priority else SessionRunner(
+                device.session, watchdog_s=device.watchdog_s, raise_priority=False)
             start_s = device.start_s
         summary = runner.run()
     gaps_ms = [1000.0 * (b - a) for a, b in zip(timer.wall_s, timer.wall_s[1:], strict=False)]
@@ -161,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_1min_after": round(os.getloadavg()[0], 2),
         "wall_s": round(time.monotonic() - started_s, 1),
         "loop_late_sessions": sum("loop_late" in r["faults"] for r in results),
+        "loop_late_first_sessions": sum(r["faults"][:1] == ["loop_late"] for r in results),
         "other_faults": sorted({k for r in results for k in r["faults"] if k != "loop_late"}),
         "ticks": len(gaps) + len(results),
         "gap_median_ms": round(statistics.median(gaps), 2),
