@@ -75,6 +75,10 @@ PLATEAU_MA = 24
 OBSERVE_S = 4.0
 """How long the output is watched after the fault: more than one 3 s gait cycle."""
 RESET_TRIES_S = 6.0
+RUNS_ON = "gait needs 50 Hz, exercise 25 Hz"
+"""The sensor watch's minimum rates (``controller.sensor_watch.MIN_RATE_HZ``): half of
+100 Hz is still usable in both modes, so that row must not fault; 20 Hz is below both
+and must."""
 MOMENT_TIMEOUT_S = 25.0
 SESSION_S = 60.0
 
@@ -207,7 +211,8 @@ class Fault:
     reach: str
     """"controller": it can still stop the device (zero within a tick of its fault);
     "device": the device stops itself; "watchdog": only the device's watchdog can;
-    "gone": the device is gone; "ends": the session ends (emergency stop, record)."""
+    "gone": the device is gone; "ends": the session ends (emergency stop, record);
+    "runs": not a fault, the session must run on."""
 
 
 def _sim(command: str, device: str = "") -> Callable[[Rig], None]:
@@ -244,6 +249,8 @@ FAULTS = [
     Fault("imu garbage 400 B", _sim("imu garbage 400"), None, False, "controller"),
     Fault("imu 30 % corrupt", _sim("imu corrupt 0.3"), _sim("imu ok"), True, "controller"),
     Fault("imu half rate", lambda rig: rig.sim.set_imu_rate(50.0),
+          lambda rig: rig.sim.set_imu_rate(100.0), True, "runs"),
+    Fault("imu at 20 Hz", lambda rig: rig.sim.set_imu_rate(20.0),
           lambda rig: rig.sim.set_imu_rate(100.0), True, "controller"),
     Fault("imu port closed", _sim("imu vanish"), None, True, "controller"),
     Fault("stim late 0.3 s", _sim("stim late 0.3", "stim"), _sim("stim ok", "stim"), True,
@@ -387,6 +394,13 @@ def _judge(result: Result, fault: Fault, zero_s: float | None) -> None:
     """Set the row's target and whether it is met, saying why not."""
     off_already = zero_s is None and result.stayed_off
     problems = []
+    if fault.reach == "runs":
+        result.target = f"runs on ({RUNS_ON})"
+        if result.fault_kinds:
+            problems.append("a fault at a rate the mode accepts")
+        result.met = not problems
+        result.note = "; ".join(problems)
+        return
     if not result.stayed_off:
         problems.append("output on after the fault" if zero_s is not None else "never off")
     if not result.fault_kinds:
