@@ -25,10 +25,11 @@ reset found no fault to clear (the record has no reset notice).
 
 Targets: where the controller can still reach the device, zero within one control tick
 (10 ms) of the fault it recorded; where it cannot (a stimulator that stopped listening or
-whose port is gone, a controller stopped by SIGSTOP), zero within the device watchdog
-(1.0 s) plus a tick of the injection. A stimulator process killed outright delivers
-nothing from that instant (its time to zero is 0 by construction); its row shows what
-the controller recorded.
+whose port is gone, one that refuses every command, the stop included; a controller
+stopped by SIGSTOP), zero within the device watchdog (1.0 s) plus a tick of the
+injection. A stimulator process killed outright delivers nothing from that instant (its
+time to zero is 0 by construction); its row shows what the controller recorded. The IMU
+at half rate (50 Hz) is no fault: both modes accept it, and the session must run on.
 
 Times: the delivered log, the record and this script all use CLOCK_MONOTONIC.
 
@@ -248,15 +249,15 @@ FAULTS = [
     Fault("imu freeze", _sim("imu freeze"), _sim("imu ok"), True, "controller"),
     Fault("imu garbage 400 B", _sim("imu garbage 400"), None, False, "controller"),
     Fault("imu 30 % corrupt", _sim("imu corrupt 0.3"), _sim("imu ok"), True, "controller"),
-    Fault("imu half rate", lambda rig: rig.sim.set_imu_rate(50.0),
-          lambda rig: rig.sim.set_imu_rate(100.0), True, "runs"),
-    Fault("imu at 20 Hz", lambda rig: rig.sim.set_imu_rate(20.0),
-          lambda rig: rig.sim.set_imu_rate(100.0), True, "controller"),
+    Fault("imu 30 % swapped bytes", _sim("imu swap 0.3"), _sim("imu ok"), True, "controller"),
+    Fault("imu stuck at full scale", _sim("imu saturate"), _sim("imu ok"), True, "controller"),
+    Fault("imu half rate", _sim("imu rate 50"), _sim("imu rate 100"), True, "runs"),
+    Fault("imu at 20 Hz", _sim("imu rate 20"), _sim("imu rate 100"), True, "controller"),
     Fault("imu port closed", _sim("imu vanish"), None, True, "controller"),
     Fault("stim late 0.3 s", _sim("stim late 0.3", "stim"), _sim("stim ok", "stim"), True,
           "controller"),
     Fault("stim refuses", _sim("stim refuse", "stim"), _sim("stim ok", "stim"), True,
-          "controller"),
+          "watchdog"),  # it refuses the stop too: only its own watchdog can stop it
     Fault("stim electrode error", _sim("stim error electrode", "stim"), None, False,
           "device"),
     Fault("stim garbage 400 B", _sim("stim garbage 400", "stim"), None, False, "controller"),

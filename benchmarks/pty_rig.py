@@ -32,7 +32,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from controller.devices import witmotion as wm
 from tests.sim_process import SimProcess
 
 T = TypeVar("T")
@@ -128,17 +127,6 @@ class Simulator:
     def command(self, text: str) -> None:
         """Send a fault command and wait until the simulator says it is in force."""
         self._control.command(text)
-
-    def set_imu_rate(self, rate_hz: float) -> None:
-        """Change the IMU's rate the way its host would: the WitMotion RATE register,
-        written on the IMU's own line (a second descriptor on the pty the controller
-        reads)."""
-        code = next(c for c, hz in wm.RATE_CODES_HZ.items() if hz == rate_hz)
-        fd = os.open(self.imu, os.O_WRONLY | os.O_NOCTTY)
-        try:
-            os.write(fd, wm.encode_config(wm.ConfigCommand(wm.Register.RATE, code)))
-        finally:
-            os.close(fd)
 
     def close(self) -> None:
         if self.process.poll() is None:
