@@ -11,8 +11,10 @@ every 3 s, record written); after 3-8 s of stimulation (random), at a random mom
 inside a burst, SIGKILL. A fault that latches before the kill (a late loop on a loaded
 machine) is reset with ``r``, as an operator would. Printed per trial: output at the kill, time from the kill to
 zero at the simulated stimulator and what stopped it, how much of the session's end the
-record lost (kill time minus its newest sample and newest command; one clock,
-CLOCK_MONOTONIC), the status ``fes sessions`` shows, and SQLite's integrity check.
+record lost (kill time minus its newest sample; one clock, CLOCK_MONOTONIC), how old its
+newest command was at the kill (commands are recorded when the output changes, so this
+is the loss only when a change was due), the status ``fes sessions`` shows, and SQLite's
+integrity check.
 
     python benchmarks/sigkill.py [--trials 10] [--seed 1] [--json FILE]
 """
@@ -64,7 +66,7 @@ class Trial:
     kill_to_zero_ms: float | None
     stopped_by: str
     samples_lost_s: float | None
-    commands_lost_s: float | None
+    newest_command_age_s: float | None
     status: str
     integrity: str
 
@@ -142,14 +144,14 @@ def main() -> int:
             trials.append(trial(folder, protocol, rng))
             console.print(f"trial {n + 1}: {asdict(trials[-1])}", highlight=False)
     table = Table("trial", "stimulating s", "mA at kill", "kill→0 ms", "stopped by",
-                  "samples lost s", "commands lost s", "status", "integrity",
+                  "samples lost s", "last command s", "status", "integrity",
                   title=f"SIGKILL mid-burst ({load_before} before, {machine_load()} after)")
     for n, t in enumerate(trials, 1):
         table.add_row(str(n), f"{t.stimulating_s:.1f}", str(t.output_at_kill_ma),
                       "—" if t.kill_to_zero_ms is None else f"{t.kill_to_zero_ms:.0f}",
                       t.stopped_by,
                       *("—" if v is None else f"{v:.2f}"
-                        for v in (t.samples_lost_s, t.commands_lost_s)), t.status, t.integrity)
+                        for v in (t.samples_lost_s, t.newest_command_age_s)), t.status, t.integrity)
     console.print(table)
     to_zero = [t.kill_to_zero_ms / 1000 for t in trials if t.kill_to_zero_ms is not None]
     lost = [t.samples_lost_s for t in trials if t.samples_lost_s is not None]
