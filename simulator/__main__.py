@@ -30,6 +30,7 @@ from types import FrameType
 from typing import TextIO
 
 from controller.devices import sciencemode as sm
+from controller.devices.sciencemode_host import check_timing
 from simulator import BUNDLED_WALK
 from simulator.pty_control import CommandError, Rig, apply, split_schedule
 from simulator.pty_imu import ImuStream, load_walk
@@ -38,6 +39,7 @@ from simulator.pty_rehastim import INIT_INTERVAL_S, RehaStimDevice
 from simulator.rehastim_model import RehaStimModel
 
 MAX_WAIT_S = 0.005
+DEVICE_TIMER_MAX_S = 60.0
 SHARED_WALK = Path(__file__).resolve().parents[2] / "shared" / "data" / "gait" / \
     "walk1_2x20m_foot_imu.csv"
 
@@ -50,9 +52,9 @@ def _parser() -> argparse.ArgumentParser:
                              "gait data, else the bundled copy")
     parser.add_argument("--foot", default="left", choices=["left", "right"])
     parser.add_argument("--imu-rate", type=float, default=100.0, metavar="HZ")
-    parser.add_argument("--watchdog", type=float, default=1.0, metavar="SECONDS",
+    parser.add_argument("--watchdog", type=_seconds, default=1.0, metavar="SECONDS",
                         help="the stimulator stops output after this long without a packet")
-    parser.add_argument("--init-interval", type=float, default=INIT_INTERVAL_S,
+    parser.add_argument("--init-interval", type=_seconds, default=INIT_INTERVAL_S,
                         metavar="SECONDS", help="repeat Init this often until answered")
     parser.add_argument("--delivered-log", type=Path, metavar="FILE.jsonl",
                         help="append every change of delivered output here")
@@ -61,6 +63,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--fault", action="append", default=[], metavar="COMMAND[@SECONDS]",
                         help="inject a fault at start or after SECONDS (see simulator.pty_control)")
     return parser
+
+
+def _seconds(text: str) -> float:
+    """A device timer: a finite number of seconds in (0, 60]; inf or NaN would switch the
+    device's watchdog off, which no real device does."""
+    try:
+        return check_timing("a device timer", float(text), DEVICE_TIMER_MAX_S)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from exc
 
 
 def _emit(stream: TextIO, record: dict[str, object]) -> None:
@@ -165,12 +176,11 @@ class Simulator:
 
     def _write_delivered(self) -> None:
         delivered = self.model.delivered
-        if self.log is not None:
-            for record in delivered[self._logged:]:
+        if self.log is not None and delivered.total > self._logged:
+            for record in delivered.since(self._logged):
                 self.log.write(json.dumps(asdict(record)) + "\n")
-            if len(delivered) > self._logged:
-                self.log.flush()
-        self._logged = len(delivered)
+            self.log.flush()
+        self._logged = delivered.total
 
     def _trace_sample(self, t_s: float, number: int) -> None:
         assert self.trace is not None

@@ -26,6 +26,7 @@ One command per line; the simulator answers each on stdout with one JSON line, `
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from controller.devices import sciencemode as sm
@@ -34,6 +35,8 @@ from simulator.pty_imu import ImuStream
 from simulator.pty_port import PtyPort
 from simulator.pty_rehastim import RehaStimDevice
 
+GARBAGE_MAX_BYTES = 1 << 20
+LATE_MAX_S = 60.0
 _ERROR_KINDS = {
     "electrode": sm.StimulationErrorCode.ELECTRODE_ERROR,
     "emergency": sm.StimulationErrorCode.EMERGENCY_SWITCH,
@@ -83,22 +86,27 @@ def apply(rig: Rig, text: str, now_s: float) -> bool:
     return True
 
 
-def _number(args: list[str]) -> float:
+def _number(args: list[str], largest: float = math.inf) -> float:
+    """The one argument: a finite number in [0, ``largest``] (a NaN delay would hold
+    every answer back for good, a huge garbage burst would fill the memory)."""
     if len(args) != 1:
         raise CommandError("expected one number")
     try:
-        return float(args[0])
+        value = float(args[0])
     except ValueError as exc:
         raise CommandError(f"not a number: {args[0]!r}") from exc
+    if not (math.isfinite(value) and 0.0 <= value <= largest):
+        raise CommandError(f"{args[0]!r} is not a number in [0, {largest:g}]")
+    return value
 
 
 def _line_command(line: LineFaults, port: PtyPort, verb: str, args: list[str]) -> bool:
     if verb == "drop":
-        line.drop_fraction = _number(args)
+        line.drop_fraction = _number(args, 1.0)
     elif verb == "corrupt":
-        line.corrupt_fraction = _number(args)
+        line.corrupt_fraction = _number(args, 1.0)
     elif verb == "garbage":
-        line.garbage_pending_bytes = int(_number(args))
+        line.garbage_pending_bytes = int(_number(args, GARBAGE_MAX_BYTES))
     elif verb == "vanish":
         port.vanish()
     elif verb == "ok":
@@ -114,7 +122,7 @@ def _stimulator_command(device: RehaStimDevice, verb: str, args: list[str],
     if verb == "silent":
         device.silent = True
     elif verb == "late":
-        device.late_s = _number(args)
+        device.late_s = _number(args, LATE_MAX_S)
     elif verb == "refuse":
         device.refuse = True
     elif verb == "error":

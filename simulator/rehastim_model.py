@@ -8,9 +8,11 @@ goes silent for its watchdog time, and logs the stimulation it actually delivere
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import overload
 
 MAX_CHANNEL = 8
 MAX_CURRENT_MA = 126
@@ -43,6 +45,46 @@ class Delivered:
     reason: str
 
 
+DELIVERED_KEPT = 4096
+"""Changes of output kept in memory: a 100 Hz gait session makes about 30 a step (ramps
+up and down), so an hour would otherwise grow by tens of megabytes."""
+
+
+class DeliveredLog(Sequence[Delivered]):
+    """The most recent :data:`DELIVERED_KEPT` changes of output, oldest first, and the
+    count of all of them (:attr:`total`), so a reader that writes them out elsewhere (the
+    pty simulator's ``--delivered-log``) knows which ones it has not seen yet."""
+
+    def __init__(self, kept: int = DELIVERED_KEPT) -> None:
+        self._entries: deque[Delivered] = deque(maxlen=kept)
+        self.total = 0
+
+    def append(self, entry: Delivered) -> None:
+        self._entries.append(entry)
+        self.total += 1
+
+    def since(self, total: int) -> list[Delivered]:
+        """The entries appended after the log held ``total`` (those still kept)."""
+        return list(self._entries)[max(0, len(self._entries) - (self.total - total)):]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[Delivered]:
+        return iter(self._entries)
+
+    @overload
+    def __getitem__(self, index: int) -> Delivered: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Delivered]: ...
+
+    def __getitem__(self, index: int | slice) -> Delivered | list[Delivered]:
+        if isinstance(index, slice):
+            return list(self._entries)[index]
+        return self._entries[index]
+
+
 @dataclass
 class RehaStimModel:
     """Device state and rules; every method takes the current time from its caller."""
@@ -53,7 +95,7 @@ class RehaStimModel:
     main_interval_ms: float = 0.0
     output: dict[int, tuple[int, int]] = field(default_factory=dict)
     """channel -> (current mA, pulse width µs) being delivered now."""
-    delivered: list[Delivered] = field(default_factory=list)
+    delivered: DeliveredLog = field(default_factory=DeliveredLog)
     last_heard_s: float | None = None
 
     def heard(self, now_s: float) -> None:

@@ -46,7 +46,9 @@ def raises_within(check: object, error: type[Exception], timeout_s: float = 2.0)
             return str(exc) or type(exc).__name__
         return None
 
-    return wait_for(raised, timeout_s)
+    message = wait_for(raised, timeout_s)
+    assert message is not None  # wait_for returns only a truthy value
+    return message
 
 
 def collect(imu: WitMotionImu, count: int) -> list[Sample]:
@@ -130,7 +132,7 @@ def test_silent_stimulator_raises(stimulator: RehaStim2, sim: SimProcess) -> Non
     stimulator.update({CHANNEL: 10})
     sim.command("stim silent")
     stimulator.update({CHANNEL: 12})
-    assert "did not acknowledge update" in raises_within(stimulator.check, StimulatorError)
+    assert "did not acknowledge" in raises_within(stimulator.check, StimulatorError)
 
 
 def test_late_answer_raises(stimulator: RehaStim2, sim: SimProcess) -> None:

@@ -10,13 +10,18 @@ with no heartbeat for ``keepalive_s`` the keep-alive stops, so the device's own 
 turns off the output of a loop that is stuck. One lock guards the host; any thread may
 call in.
 
-Timing choices, each a constructor argument:
+Timing choices, each a constructor argument, refused unless finite and no longer than the
+design's (an infinite or NaN deadline would switch its check off):
 * every command must be acknowledged within ``ack_timeout_s`` (100 ms). ``connect``,
   ``configure`` and ``stop`` wait for their answer; ``update`` does not, because the device
   answers in 10-24 ms and the control loop must not stall on it. A late or refused update
   is raised by the next call into the driver (or by :meth:`check`), at most one control
   tick later.
-* ``update`` writes only when an amplitude changed; the keep-alive covers the silence.
+* ``update`` writes only when an amplitude changed; the keep-alive covers the silence,
+  and while output is on it is an acknowledged poll (see the host), so a device that
+  stops answering at a steady amplitude is a fault within about 150 ms.
+* an amplitude or charge beyond the hard limits of :mod:`controller.safety` is refused by
+  the host before anything is written, and the output is stopped.
 
 Every exit path sends StopChannelListMode: ``close`` (waiting for the answer), and
 ``atexit``/SIGTERM/SIGINT through :mod:`controller.devices.exit_guard` (without waiting).
@@ -39,12 +44,14 @@ from controller.devices.sciencemode_host import (
     KEEPALIVE_S,
     PendingAck,
     ScienceModeHost,
+    check_timing,
 )
 from controller.devices.serial_port import PORT_ERRORS, PortReader, SerialPort, open_port
 
 DEFAULT_BAUD = 460800
 HANDSHAKE_TIMEOUT_S = 2.0
 """The device repeats Init until it is answered; two seconds sees at least one."""
+HANDSHAKE_TIMEOUT_MAX_S = 10.0
 READ_POLL_S = 0.02
 """How long the reader blocks in one read; bounds keep-alive lateness and close time."""
 
@@ -67,15 +74,17 @@ class RehaStim2:
     ) -> None:
         self.port_name = port
         self.baud = baud
-        self.ack_timeout_s = ack_timeout_s
-        self.keepalive_s = keepalive_s
-        self.handshake_timeout_s = handshake_timeout_s
+        self.host = ScienceModeHost(ack_timeout_s=ack_timeout_s, keepalive_s=keepalive_s)
+        """Refuses timings that are not finite and in range, before anything is opened."""
+        self.ack_timeout_s = self.host.ack_timeout_s
+        self.keepalive_s = self.host.keepalive_s
+        self.handshake_timeout_s = check_timing("handshake_timeout_s", handshake_timeout_s,
+                                                HANDSHAKE_TIMEOUT_MAX_S)
         self._clock = clock
         self._serial: SerialPort | None = None
         self._reader: PortReader | None = None
         self._state = threading.Condition(threading.RLock())
         """Guards the host and the port's writes; notified on every answer."""
-        self.host = ScienceModeHost(ack_timeout_s=ack_timeout_s, keepalive_s=keepalive_s)
 
     @property
     def decoder(self) -> sm.Decoder:
@@ -169,7 +178,7 @@ class RehaStim2:
         a lost port. Called by every command and by the supervisor every tick: the
         heartbeat without which no keep-alive is sent."""
         with self._state:
-            self.host.check(self._clock())
+            self.host.check(self._clock(), unread_answers=self._bytes_waiting())
 
     def emergency_stop(self) -> None:
         """Write StopChannelListMode without waiting for anything: the exit-path stop, and
@@ -200,6 +209,18 @@ class RehaStim2:
     def _require_port(self) -> None:
         if self._serial is None:
             raise StimulatorError(f"RehaStim 2 on {self.port_name} is not connected")
+
+    def _bytes_waiting(self) -> bool:
+        """Bytes in the port's input buffer that the reader thread has not taken yet (a
+        loaded machine can leave it unscheduled for longer than a deadline): asked of the
+        kernel without reading, so the reader keeps the stream in order."""
+        port = self._serial
+        if port is None:
+            return False
+        try:
+            return port.in_waiting > 0
+        except PORT_ERRORS:
+            return False  # the reader reports the lost port
 
     def _flush(self) -> None:
         """Write what the host queued (the caller holds the lock)."""

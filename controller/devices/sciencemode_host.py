@@ -50,7 +50,7 @@ _UNWAITED = frozenset({"update", _LINK_CHECK})
 """Commands nobody blocks on: their refusal is kept for :meth:`ScienceModeHost.check`."""
 
 
-def _timing(name: str, value_s: float, max_s: float) -> float:
+def check_timing(name: str, value_s: float, max_s: float) -> float:
     """A timing setting, refused unless finite and in (0, ``max_s``]: an infinite or NaN
     deadline would switch the check it sets off."""
     if isinstance(value_s, bool) or not isinstance(value_s, int | float) \
@@ -73,9 +73,9 @@ class PendingAck:
 class ScienceModeHost:
     def __init__(self, *, ack_timeout_s: float = ACK_TIMEOUT_S,
                  keepalive_s: float = KEEPALIVE_S, poll_s: float = POLL_S) -> None:
-        self.ack_timeout_s = _timing("ack_timeout_s", ack_timeout_s, ACK_TIMEOUT_S)
-        self.keepalive_s = _timing("keepalive_s", keepalive_s, KEEPALIVE_S)
-        self.poll_s = _timing("poll_s", poll_s, ACK_TIMEOUT_S)
+        self.ack_timeout_s = check_timing("ack_timeout_s", ack_timeout_s, ACK_TIMEOUT_S)
+        self.keepalive_s = check_timing("keepalive_s", keepalive_s, KEEPALIVE_S)
+        self.poll_s = check_timing("poll_s", poll_s, ACK_TIMEOUT_S)
         self.decoder = sm.Decoder()
         self.device_init_number: int | None = None
         """The packet number of the device's Init, once one was heard."""
@@ -210,12 +210,19 @@ class ScienceModeHost:
         elif quiet_s >= self.keepalive_s:
             self._send(sm.Watchdog() if self._list_ready else sm.StopChannelListMode(), now_s)
 
-    def check(self, now_s: float) -> None:
+    def check(self, now_s: float, unread_answers: bool = False) -> None:
         """Raise the first trouble since the last call: an error answer, a StimulationError
-        from the device, a restart, or a command unanswered past its deadline."""
+        from the device, a restart, or a command unanswered past its deadline.
+
+        ``unread_answers``: the driver has bytes from the device it has not handed over
+        yet (its reader thread was not scheduled in time); an answer among them is not
+        late, so the deadline is judged at a later call, once they are read, but no later
+        than one more ``ack_timeout_s`` (a line that never stops bringing noise must not
+        hold a deadline off for good)."""
         self.heartbeat(now_s)
         error, self._error = self._error, None
-        if error is None and self.pending and now_s > self.pending[0].deadline_s:
+        if error is None and self.pending and now_s > self.pending[0].deadline_s and not (
+                unread_answers and now_s <= self.pending[0].deadline_s + self.ack_timeout_s):
             late = self.pending.popleft()
             error = self.late(late)
         if error is not None:
