@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -18,7 +19,14 @@ import pytest
 
 from controller.assembly.simulated import SimulatedRig, simulate_walk
 from controller.observe import SessionObserver
-from controller.record import SqliteSource, list_sessions, open_record, read_rows
+from controller.record import (
+    SqliteSource,
+    find_session,
+    list_sessions,
+    open_record,
+    read_rows,
+    writer,
+)
 from controller.record.schema import _VERSION_1, BUSY_TIMEOUT_S, SCHEMA_VERSION
 from controller.types import FaultKind, SessionStatus
 from protocols import load_protocol
@@ -348,3 +356,16 @@ def test_two_sessions_on_one_record_at_once_both_keep_everything(tmp_path: Path)
         samples, span_s = read_rows(db, "SELECT count(*), max(t_s) - min(t_s) FROM samples "
                                         "WHERE session_id = ?", (session.id,))[0]
         assert span_s >= 7.9 and samples == round(span_s * 204.8) + 1, (samples, span_s)
+
+
+def test_a_session_is_found_by_a_uuid_that_starts_with_digits_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = tmp_path / "record.sqlite"
+    monkeypatch.setattr(writer.uuid, "uuid4",
+                        lambda: uuid.UUID("12345678-9abc-4def-8123-456789abcdef"))
+    recorded_session(db)
+    source = SqliteSource(db)
+    assert find_session(source, "1").uuid.startswith("12345678")
+    assert find_session(source, "12345678").id == 1
+    with pytest.raises(LookupError, match="no session matches"):
+        find_session(source, "1234_%")

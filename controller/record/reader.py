@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
@@ -130,11 +131,18 @@ def has_patient(source: RecordSource, pseudonym: str) -> bool:
     return bool(source.query("SELECT 1 FROM patients WHERE pseudonym = ?", (pseudonym,)))
 
 
+_HEX_DASHES = re.compile(r"[0-9a-fA-F-]+")
+UUID_PREFIX_MIN = 4
+"""The shortest start of a UUID that names a session (shorter ones name too many)."""
+
+
 def find_session(source: RecordSource, reference: str) -> SessionInfo:
     """A session by its number in this store, or by its UUID (or a unique start of it)."""
+    rows = []
     if reference.isdigit():
         rows = source.query(f"{_SESSION_COLUMNS} WHERE s.id = ?", (int(reference),))
-    else:
+    if not rows and len(reference) >= UUID_PREFIX_MIN and _HEX_DASHES.fullmatch(reference):
+        # A UUID's start may be all digits too: a number that is no session's is tried so.
         rows = source.query(f"{_SESSION_COLUMNS} WHERE s.uuid LIKE ?",
                             (reference.lower() + "%",))
     if len(rows) != 1:
