@@ -25,6 +25,8 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +35,10 @@ from controller.record.liveness import process_token, this_host
 from controller.record.schema import RecordOpenError, open_record
 from controller.types import ClosedStep, Cue, DetectorEvent, Fault, Sample, SessionSummary, Unit
 
-_INSERTS = {table: f"INSERT INTO {table} VALUES ({','.join('?' * width)})"
-            for table, width in (("samples", 11), ("events", 4), ("phases", 3),
-                                 ("commands", 4), ("faults", 4), ("notices", 4),
-                                 ("steps", 7), ("repetitions", 17), ("cues", 4))}
+_TABLES = ("samples", "events", "phases", "commands", "faults", "notices", "steps",
+           "repetitions", "cues")
+MAX_ROWS_PER_STATEMENT = 2000
+"""Rows inserted by one statement (fewer if SQLite allows fewer bound values)."""
 
 FINISH_WAIT_S = 10.0
 """How long the end of a session waits for the last rows to reach the disk (a disk that
@@ -80,7 +82,7 @@ class SessionRecord(SessionObserver):
         self._identity = _identity(path)
         self._flush_interval_s = flush_interval_s
         self._paced = paced
-        self._pending: dict[str, list[tuple[Any, ...]]] = {table: [] for table in _INSERTS}
+        self._pending: dict[str, list[tuple[Any, ...]]] = {table: [] for table in _TABLES}
         self._last_flush_s = time.monotonic()
         try:
             with _transaction(self._db):
@@ -208,7 +210,7 @@ class SessionRecord(SessionObserver):
         batch = {table: rows for table, rows in self._pending.items() if rows}
         if not batch:
             return None
-        self._pending = {table: [] for table in _INSERTS}
+        self._pending = {table: [] for table in _TABLES}
         return lambda db: _insert(db, batch)
 
     # -- internals -------------------------------------------------------------------
@@ -262,5 +264,20 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
 
 
 def _insert(db: sqlite3.Connection, batch: dict[str, list[tuple[Any, ...]]]) -> None:
+    """The batch's rows, many to a statement: ``executemany`` releases and retakes the
+    interpreter lock around every row, so against a busy control loop the writer waits a
+    switch interval per row; one statement of a few thousand rows waits once, and SQLite
+    inserts them while the loop runs on the other core. Same rows, same order."""
+    most = db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     for table, rows in batch.items():
-        db.executemany(_INSERTS[table], rows)
+        width = len(rows[0])
+        per = max(1, min(most // width, MAX_ROWS_PER_STATEMENT))
+        for first in range(0, len(rows), per):
+            chunk = rows[first:first + per]
+            db.execute(_multi_insert(table, width, len(chunk)), tuple(chain.from_iterable(chunk)))
+
+
+@lru_cache(maxsize=64)
+def _multi_insert(table: str, width: int, rows: int) -> str:
+    one = f"({','.join('?' * width)})"
+    return f"INSERT INTO {table} VALUES {','.join([one] * rows)}"
