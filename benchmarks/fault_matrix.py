@@ -17,7 +17,8 @@ written, keys on a pseudo-terminal). The fault is injected at one of four moment
 Then, for each row: time from the injection and from the fault the controller recorded
 to zero output at the simulated stimulator, what stopped it (the controller's stop
 command, the device itself, the device's watchdog), whether the output stayed off for
-4 s (longer than a gait cycle, so a fault that did not latch shows as output coming back),
+4 s (longer than a gait cycle, so a fault that did not latch shows as output coming back;
+8 s for a damaged stream, whose usable rate is judged over seconds),
 the fault kinds in the record by then, a reset (key ``r``) pressed while the cause lasts,
 and a reset pressed after the cause was cleared (retried once a second for up to 6 s; a
 fault recorded after the observation is named beside it). "nothing latched" means the
@@ -29,7 +30,9 @@ whose port is gone, one that refuses every command, the stop included; a control
 stopped by SIGSTOP), zero within the device watchdog (1.0 s) plus a tick of the
 injection. A stimulator process killed outright delivers nothing from that instant (its
 time to zero is 0 by construction); its row shows what the controller recorded. The IMU
-at half rate (50 Hz) is no fault: both modes accept it, and the session must run on.
+at half rate (50 Hz) is no fault: both modes accept it, and the session must run on; nor
+is a stream with 30 % of its packets damaged in an exercise (about 50 usable samples a
+second, twice that mode's minimum).
 
 Times: the delivered log, the record and this script all use CLOCK_MONOTONIC.
 
@@ -75,6 +78,7 @@ from pty_rig import (
 PLATEAU_MA = 24
 OBSERVE_S = 4.0
 """How long the output is watched after the fault: more than one 3 s gait cycle."""
+DEGRADED_OBSERVE_S = 8.0
 RESET_TRIES_S = 6.0
 RUNS_ON = "gait needs 50 Hz, exercise 25 Hz"
 """The sensor watch's minimum rates (``controller.sensor_watch.MIN_RATE_HZ``): half of
@@ -214,6 +218,14 @@ class Fault:
     "device": the device stops itself; "watchdog": only the device's watchdog can;
     "gone": the device is gone; "ends": the session ends (emergency stop, record);
     "runs": not a fault, the session must run on."""
+    observe_s: float = OBSERVE_S
+    """A degraded stream is judged over a window of seconds, so it is watched longer."""
+    runs_in: tuple[str, ...] = ()
+    """Moments at which this is no fault: a stream that keeps 50 usable samples a second
+    is below gait's minimum rate but twice the exercise mode's (25 Hz)."""
+
+    def expected(self, moment: str) -> str:
+        return "runs" if moment in self.runs_in else self.reach
 
 
 def _sim(command: str, device: str = "") -> Callable[[Rig], None]:
@@ -248,8 +260,10 @@ FAULTS = [
     Fault("imu stall", _sim("imu stall"), _sim("imu ok"), True, "controller"),
     Fault("imu freeze", _sim("imu freeze"), _sim("imu ok"), True, "controller"),
     Fault("imu garbage 400 B", _sim("imu garbage 400"), None, False, "controller"),
-    Fault("imu 30 % corrupt", _sim("imu corrupt 0.3"), _sim("imu ok"), True, "controller"),
-    Fault("imu 30 % swapped bytes", _sim("imu swap 0.3"), _sim("imu ok"), True, "controller"),
+    Fault("imu 30 % corrupt", _sim("imu corrupt 0.3"), _sim("imu ok"), True, "controller",
+          observe_s=DEGRADED_OBSERVE_S, runs_in=("hold",)),
+    Fault("imu 30 % swapped bytes", _sim("imu swap 0.3"), _sim("imu ok"), True, "controller",
+          observe_s=DEGRADED_OBSERVE_S, runs_in=("hold",)),
     Fault("imu stuck at full scale", _sim("imu saturate"), _sim("imu ok"), True, "controller"),
     Fault("imu half rate", _sim("imu rate 50"), _sim("imu rate 100"), True, "runs"),
     Fault("imu at 20 Hz", _sim("imu rate 20"), _sim("imu rate 100"), True, "controller"),
@@ -353,7 +367,7 @@ def run_row(fault: Fault, moment: str, folder: Path) -> Result:
         faults = wait_until(lambda: query(
             rig.db, "SELECT t_s, kind FROM faults WHERE t_s >= ? ORDER BY t_s",
             (inject_s - TICK_S,)), timeout_s=3.0) or []
-        time.sleep(max(0.0, watch_from_s + OBSERVE_S - time.monotonic()))
+        time.sleep(max(0.0, watch_from_s + fault.observe_s - time.monotonic()))
         observed_until_s = time.monotonic()
         running = rig.controller.process.poll() is None
         while_cause = try_reset(rig.controller, rig.db, 0.0) if running and fault.lasting else "—"
@@ -385,20 +399,20 @@ def run_row(fault: Fault, moment: str, folder: Path) -> Result:
         None if zero_s is None else 1000 * (zero_s - inject_s),
         None if zero_s is None or fault_s is None else 1000 * (zero_s - fault_s),
         stopped_by, stayed_off, while_cause, after_clear, code, "", False)
-    _judge(result, fault, zero_s)
+    _judge(result, fault.expected(moment), fault.lasting, zero_s)
     if early_faults:
         result.note += f" ({early_faults} unprovoked fault(s) reset before the moment)"
     return result
 
 
-def _judge(result: Result, fault: Fault, zero_s: float | None) -> None:
+def _judge(result: Result, reach: str, lasting: bool, zero_s: float | None) -> None:
     """Set the row's target and whether it is met, saying why not."""
     off_already = zero_s is None and result.stayed_off
     problems = []
-    if fault.reach == "runs":
+    if reach == "runs":
         result.target = f"runs on ({RUNS_ON})"
         if result.fault_kinds:
-            problems.append("a fault at a rate the mode accepts")
+            problems.append("a fault at a usable rate")
         result.met = not problems
         result.note = "; ".join(problems)
         return
@@ -406,12 +420,12 @@ def _judge(result: Result, fault: Fault, zero_s: float | None) -> None:
         problems.append("output on after the fault" if zero_s is not None else "never off")
     if not result.fault_kinds:
         problems.append("no fault recorded")
-    if fault.reach in ("controller", "ends", "device"):
+    if reach in ("controller", "ends", "device"):
         result.target = "zero <= 1 tick after the fault"
         if not off_already and (result.fault_to_zero_ms is None
                                 or result.fault_to_zero_ms > 1000 * TICK_S):
             problems.append("zero later than a tick after the fault")
-    elif fault.reach == "watchdog":
+    elif reach == "watchdog":
         result.target = f"zero <= device watchdog {SIM_WATCHDOG_S:g} s + 1 tick"
         limit_ms = 1000 * (SIM_WATCHDOG_S + TICK_S)
         if not off_already and (result.inject_to_zero_ms is None
@@ -419,7 +433,7 @@ def _judge(result: Result, fault: Fault, zero_s: float | None) -> None:
             problems.append("zero later than the device watchdog")
     else:
         result.target = "device gone; fault recorded"
-    if fault.lasting and result.reset_while_cause == "accepted":
+    if lasting and result.reset_while_cause == "accepted":
         problems.append("reset accepted while the cause lasts")
     result.met = not problems
     result.note = "; ".join(problems)
