@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from functools import lru_cache
 
 START_BYTE = 0xF0
 STOP_BYTE = 0x0F
@@ -43,6 +44,8 @@ MAX_DATA_BYTES = 4 * MAX_CHANNELS
 MAX_STUFFED_PAYLOAD_BYTES = 2 * (2 + MAX_DATA_BYTES)
 _HEADER_BYTES = 5
 MAX_FRAME_BYTES = _HEADER_BYTES + MAX_STUFFED_PAYLOAD_BYTES + 1
+FRAMES_REMEMBERED = 4096
+"""Valid frames whose encoding or decoding is remembered (each way a few hundred kB)."""
 
 CURRENT_STEP_MA = 2
 MAX_CURRENT_MA = 126
@@ -356,8 +359,22 @@ def encode(message: Message, number: int = 0) -> bytes:
     """One complete frame carrying ``message`` with packet number ``number`` (mod 256).
 
     Raises ValueError for a message whose fields do not fit the wire (a caller's bug, not
-    line noise): out-of-range bytes would otherwise be silently truncated.
+    line noise): out-of-range bytes would otherwise be silently truncated. Frames are
+    remembered (messages are immutable; a link repeats a few hundred frames over and over,
+    and the in-memory twin encodes on every change of output).
     """
+    try:
+        return _encode_remembered(message, number % 256)
+    except TypeError:  # a field that cannot be hashed (a list for a tuple): not remembered
+        return _encode(message, number)
+
+
+@lru_cache(maxsize=FRAMES_REMEMBERED)
+def _encode_remembered(message: Message, number: int) -> bytes:
+    return _encode(message, number)
+
+
+def _encode(message: Message, number: int) -> bytes:
     try:
         command, data = _body(message)
         payload = stuff(bytes((number % 256, command)) + data)
@@ -410,6 +427,10 @@ def parse(command: int, data: bytes) -> Message:
     if command == Command.STIMULATION_ERROR and size == 1:
         return StimulationError(_signed(data[0]))
     return UnknownMessage(command, data)
+
+
+_DECODED: dict[bytes, Packet] = {}
+"""Valid frames already decoded, by their exact bytes (a packet is immutable)."""
 
 
 class Decoder:
@@ -467,11 +488,19 @@ class Decoder:
         end = _HEADER_BYTES + length
         if len(buffer) <= end:
             return None
-        payload = bytes(buffer[_HEADER_BYTES:end])
-        raw = unstuff(payload) if buffer[end] == STOP_BYTE else None
-        if raw is None or len(raw) < 2 or crc8(payload) != buffer[2] ^ STUFFING_KEY:
-            return self._drop(1)
+        frame = bytes(buffer[:end + 1])
+        packet = _DECODED.get(frame)
+        if packet is None:
+            payload = frame[_HEADER_BYTES:end]
+            raw = unstuff(payload) if frame[end] == STOP_BYTE else None
+            if raw is None or len(raw) < 2 or crc8(payload) != frame[2] ^ STUFFING_KEY:
+                return self._drop(1)
+            packet = Packet(raw[0], parse(raw[1], raw[2:]))
+            if len(_DECODED) >= FRAMES_REMEMBERED:
+                _DECODED.clear()
+            _DECODED[frame] = packet
         del buffer[:end + 1]
         self.garbage_run_bytes = 0
         self.packets += 1
-        return Packet(raw[0], parse(raw[1], raw[2:]))
+        return packet
+
