@@ -52,9 +52,11 @@ from pty_rig import (
 
 GAIT = ROOT / "protocols" / "library" / "peroneal_gait_gyro.toml"
 FAULTS = [  # (command that injects, command that clears, fault kind expected)
+    # No garbage burst: the IMU driver's "too much garbage" error stays raised for the rest
+    # of the session by design (controller/devices/witmotion_imu.py), so one burst would
+    # leave the soak without samples; tests/test_end_to_end.py and the fault matrix cover it.
     ("imu stall", "imu ok", "sensor_silent"),
     ("imu freeze", "imu ok", "sensor_frozen"),
-    ("imu garbage 400", "imu ok", "sensor_error"),
     ("stim late 0.3", "stim ok", "stimulator_error"),
     ("stim refuse", "stim ok", "stimulator_error"),
 ]
@@ -139,7 +141,7 @@ def _inject(sim: Simulator, controller: Controller, db: Path, rng: random.Random
     found = wait_until(lambda: query(db, "SELECT kind FROM faults WHERE t_s >= ? ORDER BY t_s",
                                      (injected_s,)), timeout_s=3.0)
     time.sleep(rng.uniform(1.0, 3.0))
-    while_cause = try_reset(controller, db, 0.0) if "garbage" not in command else "—"
+    while_cause = try_reset(controller, db, 0.0)
     sim.command(clear)
     time.sleep(0.5)
     after = try_reset(controller, db, RESET_TRIES_S)
