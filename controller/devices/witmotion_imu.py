@@ -161,7 +161,9 @@ class WitMotionImu:
         with self._lock:
             self._waiting.clear()  # an error stays raised, but wakes a waiting loop once
             if self._error is not None:
-                raise self._error
+                # a fresh traceback each time: re-raising one instance chains every earlier
+                # raise onto it, and a session raising it every tick grew ~4 MB a minute
+                raise self._error.with_traceback(None)
             samples = list(self._samples)
             self._samples.clear()
         return samples
