@@ -155,7 +155,7 @@ class SensorWatch:
             problem = self._units.observe(t, sample.acc_mps2, sample.gyro_dps)
             if problem:
                 fault(FaultKind.IMPLAUSIBLE_VALUE, now_s, problem)
-        self._count(t, usable and ok, now_s)
+        self._count(t, usable, now_s)  # frozen or stuck values are faults of their own
         self._last_t_s = t
         self._last_ok = ok
         return usable
