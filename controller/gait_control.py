@@ -87,6 +87,8 @@ class GaitControl:
     def close_units(self) -> None:
         """Report closed steps with the charge delivered while each was open."""
         steps = self.machine.steps
+        if len(steps) == self._steps_closed:
+            return  # most ticks: nothing closed
         for step in steps[self._steps_closed:]:
             charge_uc = self._delivered_charge_uc() - self._charge_at_step_start_uc
             if charge_uc > 0.0:

@@ -1,17 +1,21 @@
 """The gait phase machine: it decides *when* to stimulate; the supervisor decides *whether*.
 
-The whole cycle is the table below. Guards are ``conditions`` (the only place a
-transition can be refused); bookkeeping runs in ``after`` / ``on_enter`` callbacks,
-which run only once a transition is committed.
+The whole cycle is the table below, written for the ``transitions`` library. Guards are
+``conditions`` (the only place a transition can be refused); bookkeeping runs in
+``after`` callbacks, which run only once a transition is committed.
+
+The machine runs the table through a plain dictionary derived from it (:data:`ROWS`),
+because the library's per-event machinery cost more than the rest of the machine on
+every tick; a test runs the library on the same table and checks that both agree on
+every (phase, event, guard outcome).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
-
-from transitions import Machine
 
 from controller.types import GaitEvent, GaitEventKind
 
@@ -64,16 +68,44 @@ TRANSITIONS: list[dict[str, Any]] = [
 STIMULATED = frozenset({SWING, HEEL_STRIKE, EXTENSION})
 """Phases in which stimulation is wanted; ``heel_off`` too when a protocol starts on it."""
 
-_TRIGGERS_FROM: dict[GaitPhase, set[str]] = {}
-_TICK_GUARDS: dict[GaitPhase, list[list[str]]] = {}
-"""Per phase, the conditions of each ``tick`` row leaving it (an empty list: none)."""
-for _row in TRANSITIONS:
-    for _source in (_row["source"] if isinstance(_row["source"], list) else [_row["source"]]):
-        _TRIGGERS_FROM.setdefault(_source, set()).add(_row["trigger"])
-        if _row["trigger"] == "tick":
-            guards = _row.get("conditions", [])
-            _TICK_GUARDS.setdefault(_source, []).append(
-                [guards] if isinstance(guards, str) else list(guards))
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One row of the table as the machine runs it."""
+
+    dest: GaitPhase
+    conditions: tuple[str, ...]
+    after: tuple[str, ...]
+
+
+_KEYS = frozenset({"trigger", "source", "dest", "conditions", "after"})
+
+
+def _names(value: str | list[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def derive_rows(table: list[dict[str, Any]]) -> dict[str, dict[GaitPhase, tuple[Row, ...]]]:
+    """Per trigger and source phase, the rows in table order (the first whose conditions
+    pass is taken, as the library does). A row using a part of the library the machine
+    does not run (``unless``, ``before``, ``prepare``...) is refused, not ignored."""
+    rows: dict[str, dict[GaitPhase, list[Row]]] = {}
+    for row in table:
+        unknown = set(row) - _KEYS
+        if unknown:
+            raise ValueError(f"gait table row {row}: {sorted(unknown)} not run by the machine")
+        sources = row["source"] if isinstance(row["source"], list) else [row["source"]]
+        for source in sources:
+            rows.setdefault(row["trigger"], {}).setdefault(source, []).append(
+                Row(row["dest"], _names(row.get("conditions")), _names(row.get("after"))))
+    return {trigger: {source: tuple(found) for source, found in by_source.items()}
+            for trigger, by_source in rows.items()}
+
+
+ROWS = derive_rows(TRANSITIONS)
+_Bound = tuple[GaitPhase, tuple[Callable[[], bool], ...], tuple[Callable[[], None], ...]]
 
 
 class GaitMachine:
@@ -89,9 +121,14 @@ class GaitMachine:
         self.unexpected_events = 0
         self._step_start_s = 0.0
         self._heel_strike_s: float | None = None
-        self._machine = Machine(
-            model=self, states=GaitPhase, transitions=TRANSITIONS, initial=STANCE,
-            ignore_invalid_triggers=True, auto_transitions=False)
+        self._rows: dict[str, dict[GaitPhase, tuple[_Bound, ...]]] = {
+            trigger: {source: tuple((row.dest,
+                                     tuple(getattr(self, name) for name in row.conditions),
+                                     tuple(getattr(self, name) for name in row.after))
+                                    for row in rows)
+                      for source, rows in by_source.items()}
+            for trigger, by_source in ROWS.items()}
+        self._tick_rows = self._rows["tick"]
 
     @property
     def phase(self) -> GaitPhase:
@@ -112,31 +149,27 @@ class GaitMachine:
         self.now_s = event.detected_at_s
         if event.kind is GaitEventKind.HEEL_STRIKE:
             self._heel_strike_s = event.t_s
-        trigger = event.kind.value
-        moved = trigger in _TRIGGERS_FROM[self.state] and self._fire(trigger)
+        moved = self._fire(event.kind.value)
         if not moved and event.kind not in (GaitEventKind.STILL, GaitEventKind.STEP_END):
             self.unexpected_events += 1
         self.advance(event.detected_at_s)
         return moved
 
     def advance(self, now_s: float) -> None:
-        """Let time act: extension ends, a too-long step is closed.
-
-        The guards decide; ``_timer_due`` asks the same guards first, only to spare the
-        machine its dispatch on every tick of a step when no timer can have run out yet.
-        """
+        """Let time act: extension ends, a too-long step is closed."""
         self.now_s = now_s
-        while "tick" in _TRIGGERS_FROM[self.state] and self._timer_due() and self._fire("tick"):
+        while self.state in self._tick_rows and self._fire("tick"):
             pass
 
-    def _timer_due(self) -> bool:
-        """Whether any ``tick`` row leaving this phase would pass its guards: the table's
-        own conditions, evaluated without the machine's per-call overhead."""
-        return any(all(getattr(self, guard)() for guard in guards)
-                   for guards in _TICK_GUARDS[self.state])
-
     def _fire(self, trigger: str) -> bool:
-        return bool(self._machine.events[trigger].trigger(self))
+        """Take the first row for ``trigger`` leaving this phase whose guards pass."""
+        for dest, conditions, after in self._rows.get(trigger, {}).get(self.state, ()):
+            if all(condition() for condition in conditions):
+                self.state = dest
+                for callback in after:
+                    callback()
+                return True
+        return False
 
     # -- conditions and callbacks ----------------------------------------------------
 

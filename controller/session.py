@@ -160,37 +160,40 @@ class Session:
 
     def step(self) -> bool:
         """Run one control tick; False once the session has ended."""
-        if self.status is not SessionStatus.RUNNING:
+        running = SessionStatus.RUNNING
+        if self.status is not running:
             return False
         now = self._now_s = self._clock.next_tick()
-        while not self._commands.empty():
-            self._commands.get_nowait()(now)
-        if self.status is SessionStatus.RUNNING and self._sensor is not None:
+        commands = self._commands
+        while not commands.empty():
+            commands.get_nowait()(now)
+        supervisor, control, watch = self.supervisor, self.control, self._watch
+        if self.status is running and self._sensor is not None:
             try:
                 for sample in self._sensor.read():
                     self._take(sample, now)
             except EOFError:
                 self.status = SessionStatus.COMPLETED
             except SensorError as exc:
-                self.supervisor.fault(FaultKind.SENSOR_ERROR, now, str(exc))
-        control = self.control
+                supervisor.fault(FaultKind.SENSOR_ERROR, now, str(exc))
         control.advance(now)
         wanted = (0.0 if self._paused else control.intensity(), control.optional())
-        if wanted != self._requested or self.supervisor.latched:
-            for channel in self.supervisor.channels:
-                self.supervisor.request(now, channel, *wanted)
+        if wanted != self._requested or supervisor.latched:
+            for channel in supervisor.channels:
+                supervisor.request(now, channel, *wanted)
             self._requested = wanted
         control.close_units()
-        if self._watch is not None:
-            self._watch.tick(now)
-        self.supervisor.tick(now)
+        if watch is not None:
+            watch.tick(now)
+        supervisor.tick(now)
         self.observers.tick(now)
-        self._check_record(now)
-        assert self._start_s is not None, "start() before step()"
-        if self.status is SessionStatus.RUNNING and (
-                control.finished or now - self._start_s >= self._duration_s):
+        if self.record is not None:
+            self._check_record(now)
+        start_s = self._start_s
+        assert start_s is not None, "start() before step()"
+        if self.status is running and (control.finished or now - start_s >= self._duration_s):
             self.status = SessionStatus.COMPLETED
-        return self.status is SessionStatus.RUNNING
+        return self.status is running
 
     def finish(self) -> SessionSummary:
         """Output off and stimulator closed first, then the observers hear the end."""

@@ -114,9 +114,10 @@ class InMemoryStimulator:
         """The loop's heartbeat; raises what the device reported, or an answer overdue."""
         with self._lock:
             now_s = self._clock()
-            self.host.heartbeat(now_s)
-            self._exchange()
-            self.host.check(now_s)
+            host = self.host
+            host.heartbeat(now_s)
+            self._exchange(now_s)
+            host.check(now_s)
 
     def close(self) -> None:
         """Stop (best effort, as the driver: a dead link gets an emergency stop)."""
@@ -134,13 +135,15 @@ class InMemoryStimulator:
         with self._lock:
             self._exchange()
 
-    def _exchange(self) -> None:
+    def _exchange(self, now_s: float | None = None) -> None:
         """Hand the host's bytes to the device and the device's answers back, now."""
-        now_s = self._clock()
-        self.host.keep_alive(now_s)
-        data = self.host.data_to_send()
+        if now_s is None:
+            now_s = self._clock()
+        host, device = self.host, self.device
+        host.keep_alive(now_s)
+        data = host.data_to_send()
         if data:
-            self.device.receive(data, now_s)
-        answer = self.device.outgoing(now_s)
+            device.receive(data, now_s)
+        answer = device.outgoing(now_s)
         if answer:
-            self.host.receive_data(answer, now_s)
+            host.receive_data(answer, now_s)

@@ -84,10 +84,12 @@ class RecordedSamples:
     def until(self, now_s: float) -> list[Sample]:
         if self._next >= len(self._samples):
             raise EOFError("end of the simulated walk")
-        first = self._next
-        while self._next < len(self._samples) and self._samples[self._next].t_s <= now_s + SAME_TIME_S:
-            self._next += 1
-        return list(self._samples[first:self._next])
+        first = end = self._next
+        samples, due_s = self._samples, now_s + SAME_TIME_S
+        while end < len(samples) and samples[end].t_s <= due_s:
+            end += 1
+        self._next = end
+        return list(samples[first:end])
 
 
 class SimulatedMotion:
@@ -119,7 +121,10 @@ class SimulatedMotion:
         if self._injections and any(i.fault is MotionFault.PORT_GONE and i.covers(now)
                                     for i in self._injections):
             raise SensorError("motion sensor port disappeared")
-        applied = (self._apply(sample) for sample in self.source.until(now))
+        samples = self.source.until(now)
+        if not self._injections:
+            return samples
+        applied = (self._apply(sample) for sample in samples)
         return [sample for sample in applied if sample is not None]
 
     def close(self) -> None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from controller.machine import GaitMachine, GaitPhase, StepOutcome
+import itertools
+
+import pytest
+from transitions import Machine
+
+from controller.machine import TRANSITIONS, GaitMachine, GaitPhase, StepOutcome, derive_rows
 from controller.types import GaitEvent, GaitEventKind
 
 DELAY_S = 0.02
@@ -73,12 +78,52 @@ def test_events_that_do_not_fit_the_phase_are_counted_and_ignored() -> None:
     assert machine.unexpected_events == 3
 
 
-def test_the_timer_short_cut_asks_exactly_the_tables_tick_rows() -> None:
-    """A timed row added to the table is seen by the short-cut without touching it."""
-    from controller.machine import _TICK_GUARDS, TRANSITIONS
+def _table_names(key: str) -> list[str]:
+    names: set[str] = set()
+    for row in TRANSITIONS:
+        value = row.get(key, [])
+        names.update([value] if isinstance(value, str) else value)
+    return sorted(names)
 
-    tick_rows = [row for row in TRANSITIONS if row["trigger"] == "tick"]
-    sources = [source for row in tick_rows for source in
-               (row["source"] if isinstance(row["source"], list) else [row["source"]])]
-    assert sum(len(guards) for guards in _TICK_GUARDS.values()) == len(sources)
-    assert set(_TICK_GUARDS) == set(sources)
+
+def _probe(base: type, guards: dict[str, bool], callbacks: list[str],
+           calls: list[str]) -> type:
+    """``base`` with its guards answering ``guards`` and its callbacks logged in ``calls``."""
+    namespace: dict[str, object] = {
+        guard: (lambda self, value=value: value) for guard, value in guards.items()}
+    namespace.update({name: (lambda self, name=name: calls.append(name)) for name in callbacks})
+    return type(f"Probe{base.__name__}", (base,), namespace)
+
+
+def test_the_machines_dictionary_agrees_with_the_library_on_the_table() -> None:
+    """Every phase, every trigger (the table's and every detector event's) and every
+    outcome of the guards: the library run on ``TRANSITIONS`` and the machine's derived
+    dictionary take the same row, land in the same phase and run the same callbacks."""
+    guards, callbacks = _table_names("conditions"), _table_names("after")
+    triggers = sorted({row["trigger"] for row in TRANSITIONS} | {k.value for k in GaitEventKind})
+    compared = moved = 0
+    for outcomes in itertools.product([False, True], repeat=len(guards)):
+        for phase in GaitPhase:
+            for trigger in triggers:
+                guarded = dict(zip(guards, outcomes, strict=True))
+                library_calls: list[str] = []
+                model = _probe(object, guarded, callbacks, library_calls)()
+                Machine(model=model, states=GaitPhase, transitions=TRANSITIONS, initial=phase,
+                        ignore_invalid_triggers=True, auto_transitions=False)
+                by_library = model.trigger(trigger)
+                machine_calls: list[str] = []
+                machine = _probe(GaitMachine, guarded, callbacks, machine_calls)(
+                    "heel_off", 0.1, 1.3)
+                machine.state = phase
+                by_machine = machine._fire(trigger)
+                assert (by_machine, machine.state, machine_calls) == (
+                    by_library, model.state, library_calls), (phase, trigger, outcomes)
+                compared += 1
+                moved += by_library
+    assert moved > 0 and compared == 2 ** len(guards) * len(GaitPhase) * len(triggers)
+
+
+def test_a_table_row_the_machine_does_not_run_is_refused() -> None:
+    with pytest.raises(ValueError, match="unless"):
+        derive_rows([{"trigger": "tick", "source": GaitPhase.SWING,
+                      "dest": GaitPhase.STANCE, "unless": "_step_too_long"}])
