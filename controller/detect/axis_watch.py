@@ -58,7 +58,9 @@ class AxisWatch:
         """What the watch changed, in words, for the session record (drained by the user)."""
         self._stored = stored
         self._impact_mps2 = impact_mps2
-        self._moments = np.zeros((3, 3))
+        self._moments = [0.0] * 6
+        """Sums of gx², gy², gz², gx·gy, gx·gz, gy·gz over moving samples: Python floats,
+        since numpy's per-element access cost more than the rest of a sample's work."""
         self._sign_dps = SIGN_SHARE * push_off_dps
         self._history: deque[tuple[float, float, float, float, float]] = deque()
         """(t, gx, gy, gz, speed) for the impact check."""
@@ -81,12 +83,12 @@ class AxisWatch:
 
     def _gather(self, gx: float, gy: float, gz: float, speed: float) -> None:
         m = self._moments
-        m[0, 0] += gx * gx
-        m[1, 1] += gy * gy
-        m[2, 2] += gz * gz
-        m[0, 1] += gx * gy
-        m[0, 2] += gx * gz
-        m[1, 2] += gy * gz
+        m[0] += gx * gx
+        m[1] += gy * gy
+        m[2] += gz * gz
+        m[3] += gx * gy
+        m[4] += gx * gz
+        m[5] += gy * gz
         if self.axis is None:
             if speed > self._sign_dps:
                 self._first_axis((gx, gy, gz))
@@ -94,8 +96,8 @@ class AxisWatch:
             self._refine()
 
     def _symmetric(self) -> np.ndarray:
-        m = self._moments
-        return np.triu(m) + np.triu(m, 1).T
+        xx, yy, zz, xy, xz, yz = self._moments
+        return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
 
     def _first_axis(self, push_off_dps: Vector3) -> None:
         _, vectors = np.linalg.eigh(self._symmetric())
@@ -107,11 +109,11 @@ class AxisWatch:
     def _refine(self) -> None:
         """One power-iteration step from the current axis (which keeps its sign)."""
         assert self.axis is not None
-        m = self._moments
+        xx, yy, zz, xy, xz, yz = self._moments
         x, y, z = self.axis
-        nx = m[0, 0] * x + m[0, 1] * y + m[0, 2] * z
-        ny = m[0, 1] * x + m[1, 1] * y + m[1, 2] * z
-        nz = m[0, 2] * x + m[1, 2] * y + m[2, 2] * z
+        nx = xx * x + xy * y + xz * z
+        ny = xy * x + yy * y + yz * z
+        nz = xz * x + yz * y + zz * z
         norm = math.sqrt(nx * nx + ny * ny + nz * nz)
         if norm > 0.0:
             self.axis = (nx / norm, ny / norm, nz / norm)
@@ -149,7 +151,7 @@ class AxisWatch:
             self._flip()
         if self.strides >= SETTLED_STRIDES:
             self._refine()
-            self._moments *= AXIS_FORGET
+            self._moments = [value * AXIS_FORGET for value in self._moments]
 
     def _flip(self) -> None:
         assert self.axis is not None

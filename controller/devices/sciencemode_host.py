@@ -89,6 +89,7 @@ class ScienceModeHost:
         """Channel list mode was initialised and not stopped since: Start may follow."""
         self._error: StimulatorError | None = None
         self._channels: tuple[ChannelSetup, ...] = ()
+        self._channel_numbers: frozenset[int] = frozenset()
         self._main_interval_ms = 0.0
         self._number = 0
         self._outbox = bytearray()
@@ -133,6 +134,7 @@ class ScienceModeHost:
             self.output = None
             self._list_ready = False
         self._channels = tuple(sorted(channels, key=lambda setup: setup.channel))
+        self._channel_numbers = frozenset(setup.channel for setup in self._channels)
         self._main_interval_ms = 1000.0 / frequency_hz
         waiting.append(self._init_channel_list(now_s))
         return waiting
@@ -150,8 +152,8 @@ class ScienceModeHost:
         self._require_connection()
         if self.halted:
             raise StimulatorError("output halted by an emergency stop; configure again first")
-        unknown = set(amplitudes_ma) - {setup.channel for setup in self._channels}
-        if unknown:
+        if not self._channel_numbers.issuperset(amplitudes_ma):
+            unknown = set(amplitudes_ma) - self._channel_numbers
             raise StimulatorError(f"channels {sorted(unknown)} were not configured")
         beyond = [problem for setup in self._channels
                   if (problem := _beyond_limits(setup, amplitudes_ma.get(setup.channel, 0.0)))]
@@ -266,8 +268,7 @@ class ScienceModeHost:
                              "channel list mode init", now_s)
 
     def _command(self, message: sm.Message, name: str, now_s: float) -> PendingAck:
-        pending = PendingAck(name, sm.ACK_OF[sm.Command(sm.command_of(message))],
-                             now_s + self.ack_timeout_s)
+        pending = PendingAck(name, _ack_of(message), now_s + self.ack_timeout_s)
         self.pending.append(pending)
         self._send(message, now_s)
         return pending
@@ -323,6 +324,23 @@ class ScienceModeHost:
         if self.output is not None:
             self.output = None
             self.fail(StimulatorError("stimulator restarted and stopped its output"))
+
+
+_ACK_OF_TYPE: dict[type, sm.Command] = {}
+"""The acknowledgement each kind of command is answered with, as found (encoding a
+message only to read its command cost more than the rest of queueing it)."""
+_OWN_COMMAND = (sm.Ack, sm.UnknownMessage)
+"""Messages that carry their command in a field: one kind, many commands."""
+
+
+def _ack_of(message: sm.Message) -> sm.Command:
+    kind = type(message)
+    ack = _ACK_OF_TYPE.get(kind)
+    if ack is None:
+        ack = sm.ACK_OF[sm.Command(sm.command_of(message))]
+        if not isinstance(message, _OWN_COMMAND):
+            _ACK_OF_TYPE[kind] = ack
+    return ack
 
 
 def _check_setup(channels: Sequence[ChannelSetup], frequency_hz: float) -> None:
