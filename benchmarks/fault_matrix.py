@@ -81,6 +81,9 @@ PLATEAU_MA = 24
 OBSERVE_S = 4.0
 """How long the output is watched after the fault: more than one 3 s gait cycle."""
 DEGRADED_OBSERVE_S = 8.0
+RECORD_LIMIT_MS = 1000 * (0.25 + 0.1 + TICK_S)
+"""A locked record is found at the writer's next flush (every 0.25 s) once SQLite's busy
+timeout (0.1 s) has passed; the output is then stopped within a tick."""
 RESET_TRIES_S = 6.0
 DAMAGED_RUNS = "about 50 usable samples/s; exercise needs 25"
 """The sensor watch's minimum rates (``controller.sensor_watch.MIN_RATE_HZ``) are 50 Hz
@@ -219,7 +222,8 @@ class Fault:
     """"controller": it can still stop the device (zero within a tick of its fault);
     "device": the device stops itself; "watchdog": only the device's watchdog can;
     "gone": the device is gone; "ends": the session ends (emergency stop, record);
-    "runs": not a fault, the session must run on."""
+    "runs": not a fault, the session must run on; "record": the record cannot be written,
+    so its fault cannot be in it either: the session's summary must name it."""
     observe_s: float = OBSERVE_S
     """A degraded stream is judged over a window of seconds, so it is watched longer."""
     runs_in: tuple[str, ...] = ()
@@ -288,7 +292,7 @@ FAULTS = [
     Fault("controller SIGSTOP 2 s", _sigstop, None, False, "watchdog"),
     Fault("SIGTERM (emergency stop)", lambda rig: rig.controller.signal(signal.SIGTERM),
           None, False, "ends"),
-    Fault("record locked", _lock_record, _unlock_record, True, "ends"),
+    Fault("record locked", _lock_record, _unlock_record, True, "record"),
 ]
 
 
@@ -391,6 +395,7 @@ def run_row(fault: Fault, moment: str, folder: Path) -> Result:
         faults = [(t_s, kind) for t_s, kind in faults if t_s <= observed_until_s]
     finally:
         code = rig.close()
+    told = fault.reach == "record" and "record_failed" in rig.controller.output()
     fault_s = faults[0][0] if faults else None
     changes = [c for c in rig.log.since(inject_s) if c.t_s <= observed_until_s]
     zero, stayed_off = _zero(changes, on_at_inject, fault_s)
@@ -400,6 +405,8 @@ def run_row(fault: Fault, moment: str, folder: Path) -> Result:
     if rig.zero_at_s is not None:
         stayed_off = True
     kinds = list(dict.fromkeys(kind for _, kind in faults))
+    if told:
+        kinds.append("record_failed (in the summary)")
     result = Result(
         fault.name, moment, on_at_inject, kinds,
         None if zero_s is None else 1000 * (zero_s - inject_s),
@@ -432,6 +439,11 @@ def _judge(result: Result, reach: str, why_runs: str, lasting: bool,
         if not off_already and (result.fault_to_zero_ms is None
                                 or result.fault_to_zero_ms > 1000 * TICK_S):
             problems.append("zero later than a tick after the fault")
+    elif reach == "record":
+        result.target = "zero <= flush 0.25 s + busy timeout 0.1 s + 1 tick of the lock"
+        if not off_already and (result.inject_to_zero_ms is None
+                                or result.inject_to_zero_ms > RECORD_LIMIT_MS):
+            problems.append("zero later than the record's limit")
     elif reach == "watchdog":
         result.target = f"zero <= device watchdog {SIM_WATCHDOG_S:g} s + 1 tick"
         limit_ms = 1000 * (SIM_WATCHDOG_S + TICK_S)
