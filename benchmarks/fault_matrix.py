@@ -21,8 +21,9 @@ command, the device itself, the device's watchdog), whether the output stayed of
 8 s for a damaged stream, whose usable rate is judged over seconds),
 the fault kinds in the record by then, a reset (key ``r``) pressed while the cause lasts,
 and a reset pressed after the cause was cleared (retried once a second for up to 6 s; a
-fault recorded after the observation is named beside it). "nothing latched" means the
-reset found no fault to clear (the record has no reset notice).
+fault recorded after the observation is named beside it). "no notice" means the record
+holds neither a reset nor its refusal 2 s after the press: nothing was latched, or the
+reset had not finished.
 
 Targets: where the controller can still reach the device, zero within one control tick
 (10 ms) of the fault it recorded; where it cannot (a stimulator that stopped listening or

@@ -241,12 +241,13 @@ def machine_load() -> str:
 
 def reset_answer(db: Path, pressed_s: float, timeout_s: float = 2.0) -> str:
     """What the record says a reset pressed at ``pressed_s`` did: its notice, its refusal,
-    or neither (a reset with nothing latched leaves no notice)."""
+    or neither within ``timeout_s`` (a reset with nothing latched leaves no notice, and
+    one stuck in the loop has not answered yet)."""
     found = wait_until(lambda: query(
         db, "SELECT kind FROM notices WHERE t_s >= ? AND kind IN ('reset', 'reset_refused')"
             " ORDER BY t_s", (pressed_s,)), timeout_s=timeout_s)
     if not found:
-        return "nothing latched"
+        return "no notice"
     return "accepted" if found[0][0] == "reset" else "refused"
 
 
