@@ -525,6 +525,9 @@ class SafetySupervisor:
     def _advance(self, state: _ChannelState, now_s: float, dt: float) -> None:
         if state.output_ma > 0.0 or state.target_ma > 0.0:
             self._watch_duty(state, now_s)
+        elif state.burst_start_s is None:  # off and asked for nothing: most of a walk's ticks
+            state.delivered_ma = 0.0
+            return
         target = 0.0 if state.blocked or (state.trimming and state.optional) else state.target_ma
         if target > state.output_ma:
             if state.burst_start_s is None:

@@ -77,6 +77,9 @@ class SensorWatch:
         self._gyro_limit_dps = hard.gyro_full_scale_dps * hard.full_scale_allowance
         self._acc_saturated_mps2 = hard.acc_full_scale_mps2 * SATURATION_SHARE
         self._gyro_saturated_dps = hard.gyro_full_scale_dps * SATURATION_SHARE
+        self._acc_in_range_mps2 = min(self._acc_limit_mps2, self._acc_saturated_mps2)
+        self._gyro_in_range_dps = min(self._gyro_limit_dps, self._gyro_saturated_dps)
+        """Values strictly inside these need neither range check (most samples)."""
         self._saturated_run = 0
         self._kept: Sample | None = None
         """The last sample shown to the detector: the next one is compared with it."""
@@ -123,24 +126,12 @@ class SensorWatch:
                 ok = False
         ax, ay, az = sample.acc_mps2
         gx, gy, gz = sample.gyro_dps
-        acc_max = max(abs(ax), abs(ay), abs(az))
-        gyro_max = max(abs(gx), abs(gy), abs(gz))
-        if not (acc_max <= self._acc_limit_mps2 and gyro_max <= self._gyro_limit_dps
-                and math.isfinite(ax + ay + az + gx + gy + gz)):
-            fault(FaultKind.IMPLAUSIBLE_VALUE, now_s,
-                  f"max |acc| {acc_max:.1f} m/s², max |gyro| {gyro_max:.1f} °/s beyond "
-                  "the sensor's full scale")
-            ok = False
-        if acc_max >= self._acc_saturated_mps2 or gyro_max >= self._gyro_saturated_dps:
-            self._saturated_run += 1
-            if self._saturated_run > SATURATED_SAMPLES_MAX:
-                fault(FaultKind.IMPLAUSIBLE_VALUE, now_s,
-                      f"{self._saturated_run} samples in a row at the end of the sensor's "
-                      f"range (max |acc| {acc_max:.1f} m/s², max |gyro| {gyro_max:.0f} °/s): "
-                      "a stuck value, not movement")
-                ok = False
+        acc_in, gyro_in = self._acc_in_range_mps2, self._gyro_in_range_dps
+        if -acc_in < ax < acc_in and -acc_in < ay < acc_in and -acc_in < az < acc_in and \
+                -gyro_in < gx < gyro_in and -gyro_in < gy < gyro_in and -gyro_in < gz < gyro_in:
+            self._saturated_run = 0  # finite, short of saturation, so within full scale
         else:
-            self._saturated_run = 0
+            ok = self._beyond_range(ax, ay, az, gx, gy, gz, now_s) and ok
         usable = self._continuous(sample, now_s)
         ok = ok and usable
         values = sample.acc_mps2 + sample.gyro_dps
@@ -159,6 +150,33 @@ class SensorWatch:
         self._last_t_s = t
         self._last_ok = ok
         return usable
+
+    def _beyond_range(self, ax: float, ay: float, az: float, gx: float, gy: float, gz: float,
+                      now_s: float) -> bool:
+        """A sample at or past the end of the sensor's range: beyond full scale (or not
+        finite) is a fault at once, held at the end of the range a fault after a few
+        samples. False if the sample is not believable."""
+        fault = self._supervisor.fault
+        ok = True
+        acc_max = max(abs(ax), abs(ay), abs(az))
+        gyro_max = max(abs(gx), abs(gy), abs(gz))
+        if not (acc_max <= self._acc_limit_mps2 and gyro_max <= self._gyro_limit_dps
+                and math.isfinite(ax + ay + az + gx + gy + gz)):
+            fault(FaultKind.IMPLAUSIBLE_VALUE, now_s,
+                  f"max |acc| {acc_max:.1f} m/s², max |gyro| {gyro_max:.1f} °/s beyond "
+                  "the sensor's full scale")
+            ok = False
+        if acc_max >= self._acc_saturated_mps2 or gyro_max >= self._gyro_saturated_dps:
+            self._saturated_run += 1
+            if self._saturated_run > SATURATED_SAMPLES_MAX:
+                fault(FaultKind.IMPLAUSIBLE_VALUE, now_s,
+                      f"{self._saturated_run} samples in a row at the end of the sensor's "
+                      f"range (max |acc| {acc_max:.1f} m/s², max |gyro| {gyro_max:.0f} °/s): "
+                      "a stuck value, not movement")
+                ok = False
+        else:
+            self._saturated_run = 0
+        return ok
 
     def warnings(self) -> list[str]:
         """What the stream lost, in words (for the session's summary)."""
