@@ -12,7 +12,8 @@ machine, supervisor, stimulator twin, SQLite record), and prints:
   (DESIGN target < 200 MB for 1 h, constant);
 * the machine's load average beside the figures: throughput halves on a loaded machine.
 
-    python benchmarks/session_throughput.py [--minutes 60] [--rate 100] [--json FILE]
+    python benchmarks/session_throughput.py [--minutes 60] [--rate 100] [--runs 3]
+                                            [--no-record] [--json FILE]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +51,7 @@ def long_walk(minutes: float, rate_hz: float) -> list[Sample]:
     t = np.arange(total) / rate_hz
     acc_all, gyro_all = np.tile(acc, (repeats, 1)), np.tile(gyro, (repeats, 1))
     limit = int(minutes * 60 * rate_hz)
-    return [Sample(float(ts), tuple(a), tuple(g))  # type: ignore[arg-type]
+    return [Sample(float(ts), tuple(a), tuple(g))
             for ts, a, g in zip(t[:limit], acc_all[:limit].tolist(), gyro_all[:limit].tolist(),
                                 strict=True)]
 
@@ -83,20 +85,17 @@ def rss_mb() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=60.0)
-    parser.add_argument("--rate", type=float, default=100.0, help="sample rate, Hz")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    args = parser.parse_args()
+def run_once(samples: list[Sample], minutes: float, rate_hz: float,
+             record: bool) -> dict[str, Any]:
+    """One full session on ``samples``; its figures, with the load before and after."""
     load_before = os.getloadavg()[0]
-    samples = long_walk(args.minutes, args.rate)
     input_rss_mb = rss_mb()
     protocol = load_protocol(LIBRARY / "peroneal_gait_gyro.toml")
     with tempfile.TemporaryDirectory() as folder:
-        timer = TickTimer(len(samples), args.minutes)
-        rig = build_simulated_session(protocol, samples, Path(folder) / "bench.sqlite",
-                                      source="benchmark", duration_s=args.minutes * 60 + 1,
+        timer = TickTimer(len(samples), minutes)
+        rig = build_simulated_session(protocol, samples,
+                                      Path(folder) / "bench.sqlite" if record else None,
+                                      source="benchmark", duration_s=minutes * 60 + 1,
                                       observers=[timer])
         started = time.perf_counter()
         summary = rig.runner().run()
@@ -105,31 +104,62 @@ def main() -> int:
     ticks_ms = np.diff(timer.ends_ns[:timer.ticks]) / 1e6
     rss = timer.rss_mb[:timer.minutes]
     session_s = summary.duration_s
-    figures = {
-        "session_min": session_s / 60, "samples": summary.samples,
-        "steps": summary.figures["steps"], "faults": len(summary.faults),
+    figures: dict[str, Any] = {
+        "session_min": session_s / 60, "rate_hz": rate_hz, "record": record,
+        "samples": summary.samples, "steps": summary.figures["steps"],
+        "stimulated_steps": summary.figures["stimulated_steps"], "faults": len(summary.faults),
         "throughput_x": session_s / wall_s, "wall_s": wall_s,
         "tick_median_ms": float(np.median(ticks_ms)),
         "tick_p99_ms": float(np.percentile(ticks_ms, 99)), "tick_max_ms": float(ticks_ms.max()),
         "rss_input_mb": input_rss_mb, "rss_first_minute_mb": float(rss[0]),
         "rss_last_minute_mb": float(rss[-1]), "rss_growth_mb": float(rss[-1] - rss[0]),
-        "load_average_1min": [load_before, load_after],
+        "rss_minutes": len(rss) - 1, "load_average_1min": [load_before, load_after],
     }
-    print(f"session: {session_s / 60:.1f} min at {args.rate:g} Hz, {summary.samples} samples, "
-          f"{summary.figures['steps']} steps ({summary.figures['stimulated_steps']} stimulated), "
-          f"{len(summary.faults)} faults")
-    print(f"throughput: {figures['throughput_x']:.0f}x real time "
-          f"({wall_s:.2f} s wall for {session_s:.0f} s)   target >= 1000x")
-    print(f"control tick (in-process): median {figures['tick_median_ms']:.3f} ms, "
-          f"p99 {figures['tick_p99_ms']:.3f} ms, max {figures['tick_max_ms']:.3f} ms   "
-          "target p99 <= 2 ms")
-    print(f"memory: RSS {input_rss_mb:.0f} MB with the input built, {rss[0]:.0f} MB after the "
-          f"first minute of session, {rss[-1]:.0f} MB after the last: the session grew "
-          f"{rss[-1] - rss[0]:+.1f} MB over {len(rss) - 1} minutes   target < 200 MB, constant")
-    print(f"machine load (1-min average): {load_before:.2f} before, {load_after:.2f} after, "
+    return figures
+
+
+def report(run: int, f: dict[str, Any]) -> None:
+    load_before, load_after = f["load_average_1min"]
+    print(f"run {run}: {f['session_min']:.1f} min at {f['rate_hz']:g} Hz, {f['samples']} "
+          f"samples, {f['steps']} steps ({f['stimulated_steps']} stimulated), "
+          f"{f['faults']} faults, record {'written' if f['record'] else 'NOT written'}")
+    print(f"  throughput: {f['throughput_x']:.0f}x real time ({f['wall_s']:.2f} s wall for "
+          f"{f['session_min'] * 60:.0f} s)   target >= 1000x")
+    print(f"  control tick (in-process): median {f['tick_median_ms']:.3f} ms, "
+          f"p99 {f['tick_p99_ms']:.3f} ms, max {f['tick_max_ms']:.3f} ms   target p99 <= 2 ms")
+    print(f"  memory: RSS {f['rss_input_mb']:.0f} MB with the input built, "
+          f"{f['rss_first_minute_mb']:.0f} MB after the first minute of session, "
+          f"{f['rss_last_minute_mb']:.0f} MB after the last: the session grew "
+          f"{f['rss_growth_mb']:+.1f} MB over {f['rss_minutes']} minutes   "
+          "target < 200 MB, constant")
+    print(f"  machine load (1-min average): {load_before:.2f} before, {load_after:.2f} after, "
           f"on {os.cpu_count()} cores")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--rate", type=float, default=100.0, help="sample rate, Hz")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="sessions run back to back on the same input (median printed)")
+    parser.add_argument("--no-record", action="store_true",
+                        help="run without the SQLite record (to see the record's share)")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args()
+    if not (args.minutes >= 1 and args.rate > 0 and args.runs >= 1):
+        parser.error("--minutes must be at least 1, --rate above 0, --runs at least 1")
+    samples = long_walk(args.minutes, args.rate)
+    runs = []
+    for run in range(1, args.runs + 1):
+        runs.append(run_once(samples, args.minutes, args.rate, not args.no_record))
+        report(run, runs[-1])
+    throughputs = [float(f["throughput_x"]) for f in runs]
+    if len(runs) > 1:
+        print(f"throughput over {len(runs)} runs: median {np.median(throughputs):.0f}x, "
+              f"range {min(throughputs):.0f}-{max(throughputs):.0f}x")
     if args.json is not None:
-        args.json.write_text(json.dumps(figures, indent=2))
+        args.json.write_text(json.dumps(
+            {"runs": runs, "throughput_median_x": float(np.median(throughputs))}, indent=2))
     return 0
 
 
