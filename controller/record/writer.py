@@ -83,6 +83,7 @@ class SessionRecord(SessionObserver):
         self._flush_interval_s = flush_interval_s
         self._paced = paced
         self._pending: dict[str, list[tuple[Any, ...]]] = {table: [] for table in _TABLES}
+        self._samples = self._pending["samples"]
         self._last_flush_s = time.monotonic()
         try:
             with _transaction(self._db):
@@ -113,9 +114,17 @@ class SessionRecord(SessionObserver):
     # -- the observer hooks: what the session writes --------------------------------
 
     def on_sample(self, sample: Sample) -> None:
-        angle = sample.angle_deg or (None, None, None)
-        self._pending["samples"].append(
-            (self.session_id, sample.t_s, *sample.acc_mps2, *sample.gyro_dps, *angle))
+        """One row per sample, built without unpacking into a list first: at 1000x real time
+        this is a hundred thousand rows a second on the control loop's thread."""
+        ax, ay, az = sample.acc_mps2
+        gx, gy, gz = sample.gyro_dps
+        angle = sample.angle_deg
+        row: tuple[Any, ...]
+        if angle is None:
+            row = (self.session_id, sample.t_s, ax, ay, az, gx, gy, gz, None, None, None)
+        else:
+            row = (self.session_id, sample.t_s, ax, ay, az, gx, gy, gz, *angle)
+        self._samples.append(row)
 
     def on_event(self, event: DetectorEvent) -> None:
         self._pending["events"].append(
@@ -211,6 +220,7 @@ class SessionRecord(SessionObserver):
         if not batch:
             return None
         self._pending = {table: [] for table in _TABLES}
+        self._samples = self._pending["samples"]
         return lambda db: _insert(db, batch)
 
     # -- internals -------------------------------------------------------------------
