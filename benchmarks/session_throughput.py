@@ -10,7 +10,9 @@ machine, supervisor, stimulator twin, SQLite record), and prints:
 * memory: resident memory (RSS) sampled every minute of session time, so what the session
   itself adds over the hour shows apart from the input the benchmark builds up front
   (DESIGN target < 200 MB for 1 h, constant);
-* the machine's load average beside the figures: throughput halves on a loaded machine.
+* the machine's load average beside the figures: throughput halves on a loaded machine,
+  so the throughput per CPU second of this process is printed too (less sensitive to
+  what else runs, though a busy machine's shared caches still slow it).
 
     python benchmarks/session_throughput.py [--minutes 60] [--rate 100] [--runs 3]
                                             [--no-record] [--json FILE]
@@ -97,9 +99,9 @@ def run_once(samples: list[Sample], minutes: float, rate_hz: float,
                                       Path(folder) / "bench.sqlite" if record else None,
                                       source="benchmark", duration_s=minutes * 60 + 1,
                                       observers=[timer])
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         summary = rig.runner().run()
-        wall_s = time.perf_counter() - started
+        wall_s, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
     load_after = os.getloadavg()[0]
     ticks_ms = np.diff(timer.ends_ns[:timer.ticks]) / 1e6
     rss = timer.rss_mb[:timer.minutes]
@@ -109,6 +111,7 @@ def run_once(samples: list[Sample], minutes: float, rate_hz: float,
         "samples": summary.samples, "steps": summary.figures["steps"],
         "stimulated_steps": summary.figures["stimulated_steps"], "faults": len(summary.faults),
         "throughput_x": session_s / wall_s, "wall_s": wall_s,
+        "throughput_per_cpu_x": session_s / cpu_s, "cpu_s": cpu_s,
         "tick_median_ms": float(np.median(ticks_ms)),
         "tick_p99_ms": float(np.percentile(ticks_ms, 99)), "tick_max_ms": float(ticks_ms.max()),
         "rss_input_mb": input_rss_mb, "rss_first_minute_mb": float(rss[0]),
@@ -125,6 +128,8 @@ def report(run: int, f: dict[str, Any]) -> None:
           f"{f['faults']} faults, record {'written' if f['record'] else 'NOT written'}")
     print(f"  throughput: {f['throughput_x']:.0f}x real time ({f['wall_s']:.2f} s wall for "
           f"{f['session_min'] * 60:.0f} s)   target >= 1000x")
+    print(f"  per CPU second of this process (all its threads): {f['throughput_per_cpu_x']:.0f}x "
+          f"({f['cpu_s']:.2f} s CPU; other processes' load costs wall time, not this)")
     print(f"  control tick (in-process): median {f['tick_median_ms']:.3f} ms, "
           f"p99 {f['tick_p99_ms']:.3f} ms, max {f['tick_max_ms']:.3f} ms   target p99 <= 2 ms")
     print(f"  memory: RSS {f['rss_input_mb']:.0f} MB with the input built, "
