@@ -93,6 +93,10 @@ def build_device_session(protocol: Protocol, stimulator_url: str, imu_url: str, 
         assert isinstance(sensor, WitMotionImu), "serial:// opens a WitMotion IMU"
         clock = sample_driven_clock(sensor)
     try:
+        # The IMU's rate is judged before the stimulator connects: once connected, the
+        # device's own watchdog gives the session only a second or so to begin.
+        if isinstance(sensor, WitMotionImu):
+            _refuse_slow_stream(sensor, imu_url, protocol.mode)
         stimulator = _ConnectedStimulator(
             _opened(lambda: open_stimulator(stimulator_url, clock), stimulator_url))
         _opened(stimulator.connect_now, stimulator_url)
@@ -101,8 +105,6 @@ def build_device_session(protocol: Protocol, stimulator_url: str, imu_url: str, 
         raise
     span_s = duration_s if duration_s is not None else protocol.session.duration_s
     try:
-        if isinstance(sensor, WitMotionImu):
-            _refuse_slow_stream(sensor, imu_url, protocol.mode)
         if isinstance(clock, _RecordingClock):
             start_s, last_s = _recording_span(sensor)
             clock.start_at(start_s)
@@ -129,10 +131,9 @@ def sample_driven_clock(imu: WitMotionImu) -> MonotonicClock:
 
 def _refuse_slow_stream(imu: WitMotionImu, url: str, mode: Mode) -> None:
     """A serial IMU streaming fewer samples than the mode's detector needs is refused
-    before the session starts (a factory unit at 10 or 20 Hz, a line losing packets):
-    measured on what arrived while the stimulator connected, waiting only if that was
-    under :data:`RATE_SPAN_S`. The samples measured are then dropped: the session starts
-    on fresh ones."""
+    before the session starts (a factory unit at 10 or 20 Hz, a line losing packets),
+    measured over :data:`RATE_SPAN_S` of its stream. The samples measured are then
+    dropped: the session starts on fresh ones."""
     needed_hz = MIN_RATE_HZ[mode]
     rate_hz = imu.measured_rate_hz(RATE_SPAN_S, RATE_WAIT_S)
     if rate_hz < USABLE_RATE_SHARE * needed_hz:
