@@ -469,31 +469,36 @@ class SafetySupervisor:
         """Clear latched faults if every cause is gone; return the causes still present.
 
         The stimulator was told to stop when the fault latched, so it is configured again
-        (and reconnected if the link was lost) only now, after the latch is cleared; if
-        that fails, a stimulator fault latches anew. Output does not jump back: targets
-        are zero, and a new request ramps up from zero.
+        (and reconnected if the link was lost) before the latch is cleared: a stimulator
+        that still does not answer, refuses, or is gone is a cause still present, and the
+        reset is refused with the fault kept. Output does not jump back: targets are zero,
+        and a new request ramps up from zero.
         """
         remaining = [reason for reason in (check(f.kind, now_s) for f in self._faults
                                            for check in self._cause_checks) if reason]
         if remaining:
             self._log.notice(now_s, "reset_refused", "; ".join(remaining))
             return remaining
+        problem = None if self._stimulator_configured else self._try_bring_up()
+        if problem is not None:
+            reason = f"stimulator_error: the stimulator does not come up again: {problem}"
+            self._log.notice(now_s, "reset_refused", reason)
+            return [reason]
         if self._faults:
             self._log.notice(now_s, "reset", ", ".join(f.kind.value for f in self._faults))
         self._faults.clear()
         for state in self._channels.values():
             state.blocked = False
             state.target_ma = 0.0
-        if not self._stimulator_configured:
-            self._bring_up_stimulator(now_s)
-        return [f"{f.kind.value}: {f.detail}" for f in self._faults]
+        return []
 
     # -- the control tick ------------------------------------------------------------
 
     def tick(self, now_s: float) -> None:
         """Advance ramps and limits to ``now_s`` and send the stimulator what changed."""
         last = self._last_tick_s
-        self._last_tick_s = now_s
+        # A reset within this tick may have moved the mark past ``now_s`` (loop_resumed).
+        self._last_tick_s = now_s if last is None else max(now_s, last)
         if self._halt is not None:
             kind, detail = self._halt
             self._halt = None
@@ -617,6 +622,12 @@ class SafetySupervisor:
             self.fault(FaultKind.STIMULATOR_ERROR, now_s, str(exc))
 
     def _bring_up_stimulator(self, now_s: float) -> None:
+        problem = self._try_bring_up()
+        if problem is not None:
+            self.fault(FaultKind.STIMULATOR_ERROR, now_s, f"bring-up failed: {problem}")
+
+    def _try_bring_up(self) -> str | None:
+        """Connect (if the link was lost) and configure the stimulator; what went wrong."""
         setups: Sequence[ChannelSetup] = [
             ChannelSetup(state.limits.channel, state.limits.pulse_width_us)
             for state in self._channels.values()]
@@ -627,6 +638,6 @@ class SafetySupervisor:
             self._stimulator.configure(setups, self._config.frequency_hz)
         except DeviceError as exc:
             self._stimulator_connected = False
-            self.fault(FaultKind.STIMULATOR_ERROR, now_s, f"bring-up failed: {exc}")
-            return
+            return str(exc)
         self._stimulator_configured = True
+        return None

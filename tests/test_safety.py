@@ -244,6 +244,18 @@ def test_late_control_loop_latches() -> None:
     assert rig.device_ma() == 0
 
 
+def test_a_bring_up_inside_a_tick_is_not_a_late_loop() -> None:
+    """A reset reconfigures the stimulator within a tick and marks the loop resumed after
+    it; the rest of that tick, stamped with its start, must not undo the mark."""
+    rig = Rig()
+    rig.run(0.2)
+    tick_start = rig.now
+    rig.supervisor.loop_resumed(tick_start + 1.0)  # the bring-up took a second
+    rig.supervisor.tick(tick_start)  # the same tick goes on, with its own (earlier) time
+    rig.supervisor.tick(tick_start + 1.0 + TICK_S)
+    assert not rig.supervisor.latched, rig.supervisor.faults
+
+
 def test_a_watched_loop_records_a_scheduler_delay_and_latches_a_stopped_process() -> None:
     """With a watchdog thread judging a stuck loop, one late tick is the scheduler's delay
     (a notice, output goes on); a gap past PROCESS_STALL_S means the process stood still."""

@@ -217,6 +217,30 @@ def test_stimulator_that_stops_answering_is_stopped_by_its_own_watchdog(tmp_path
     assert session.reset_faults(session.now_s), "no reset while the stimulator does not answer"
 
 
+def test_a_reset_is_refused_while_the_stimulator_refuses_and_accepted_once_it_answers(
+        tmp_path: Path) -> None:
+    """The stimulator is configured again before the latch clears: one that still refuses
+    keeps the fault (no new one, no command), one that answers again lets output restart."""
+    rig = make_rig(tmp_path)
+    session = rig.session
+    run_into_a_burst(rig)
+    rig.stimulator.misbehaviour = StimulatorMisbehaviour.ERROR_ANSWER
+    while not session.supervisor.latched:
+        session.step()
+    faults = session.supervisor.faults
+    remaining = session.reset_faults(session.now_s)
+    assert remaining and "does not come up again" in remaining[0]
+    assert session.supervisor.faults == faults, "the fault is kept, not replaced"
+    assert session.supervisor.output_ma(1) == 0.0
+    rig.stimulator.misbehaviour = StimulatorMisbehaviour.NONE
+    assert session.reset_faults(session.now_s) == []
+    assert not session.supervisor.latched
+    for _ in range(300):
+        session.step()
+    late = [f for f in session.supervisor.fault_history if f.kind is FaultKind.LOOP_LATE]
+    assert not late, "a reset's bring-up is not a late loop"
+
+
 class Script(SessionObserver):
     """A test probe: runs ``(t_s, action)`` pairs on the loop's thread once session time
     reaches each ``t_s``, and keeps the channel-1 commands as the device received them."""
