@@ -37,7 +37,7 @@ from controller.types import ClosedStep, Cue, DetectorEvent, Fault, Sample, Sess
 
 _TABLES = ("samples", "events", "phases", "commands", "faults", "notices", "steps",
            "repetitions", "cues")
-MAX_ROWS_PER_STATEMENT = 2000
+MAX_ROWS_PER_STATEMENT = 2048
 """Rows inserted by one statement (fewer if SQLite allows fewer bound values)."""
 
 FINISH_WAIT_S = 10.0
@@ -277,17 +277,30 @@ def _insert(db: sqlite3.Connection, batch: dict[str, list[tuple[Any, ...]]]) -> 
     """The batch's rows, many to a statement: ``executemany`` releases and retakes the
     interpreter lock around every row, so against a busy control loop the writer waits a
     switch interval per row; one statement of a few thousand rows waits once, and SQLite
-    inserts them while the loop runs on the other core. Same rows, same order."""
-    most = db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    inserts them while the loop runs on the other core. Same rows, same order.
+
+    Statements hold :func:`_rows_per_statement` rows, and what is left over goes in
+    statements of falling powers of two: a dozen sizes per table at most, so the
+    connection's statement cache never keeps one large statement per remainder (tens of
+    MB over an hour)."""
     for table, rows in batch.items():
         width = len(rows[0])
-        per = max(1, min(most // width, MAX_ROWS_PER_STATEMENT))
-        for first in range(0, len(rows), per):
-            chunk = rows[first:first + per]
-            db.execute(_multi_insert(table, width, len(chunk)), tuple(chain.from_iterable(chunk)))
+        per = _rows_per_statement(db, width)
+        first = 0
+        while first < len(rows):
+            left = len(rows) - first
+            size = per if left >= per else 1 << (left.bit_length() - 1)
+            db.execute(_many_rows_insert(table, width, size),
+                       tuple(chain.from_iterable(rows[first:first + size])))
+            first += size
 
 
-@lru_cache(maxsize=64)
-def _multi_insert(table: str, width: int, rows: int) -> str:
+def _rows_per_statement(db: sqlite3.Connection, width: int) -> int:
+    return max(1, min(db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width,
+                      MAX_ROWS_PER_STATEMENT))
+
+
+@lru_cache(maxsize=128)
+def _many_rows_insert(table: str, width: int, rows: int) -> str:
     one = f"({','.join('?' * width)})"
     return f"INSERT INTO {table} VALUES {','.join([one] * rows)}"
