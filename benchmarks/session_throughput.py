@@ -116,7 +116,7 @@ def run_once(samples: list[Sample], minutes: float, rate_hz: float,
         "tick_p99_ms": float(np.percentile(ticks_ms, 99)), "tick_max_ms": float(ticks_ms.max()),
         "rss_input_mb": input_rss_mb, "rss_first_minute_mb": float(rss[0]),
         "rss_last_minute_mb": float(rss[-1]), "rss_growth_mb": float(rss[-1] - rss[0]),
-        "rss_minutes": len(rss) - 1, "load_average_1min": [load_before, load_after],
+        "rss_minutes": len(rss) - 1, "rss_by_minute_mb": [round(float(v), 1) for v in rss], "load_average_1min": [load_before, load_after],
     }
     return figures
 
