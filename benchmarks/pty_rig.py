@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.sim_process import SimProcess
+from tests.sim_process import SimProcess, wait_for
 
 T = TypeVar("T")
 TICK_S = 0.01
@@ -52,15 +52,11 @@ SIM_ARGS = ("--walk", str(WALK), "--imu-rate", "100", "--init-interval", "0.05",
 
 def wait_until(condition: Callable[[], T | None], timeout_s: float,
                poll_s: float = 0.005) -> T | None:
-    """Poll ``condition`` until it gives something truthy; None after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(poll_s)
+    """The tests' :func:`wait_for`, with None instead of an error after ``timeout_s``."""
+    try:
+        return wait_for(condition, timeout_s, poll_s)
+    except TimeoutError:
+        return None
 
 
 @dataclass(frozen=True)
