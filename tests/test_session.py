@@ -199,13 +199,19 @@ def test_injected_fault_zeroes_output_within_a_tick_latches_is_recorded_and_need
     assert first_on.current_ma < 10, "restart ramps up from zero"
 
 
-def test_stimulator_that_stops_answering_is_stopped_by_its_own_watchdog(tmp_path: Path) -> None:
+def latched_by(misbehaviour: StimulatorMisbehaviour, tmp_path: Path) -> SimulatedRig:
+    """A walk in mid-burst whose stimulator starts to ``misbehave``, run until it latches."""
     rig = make_rig(tmp_path)
-    session = rig.session
     run_into_a_burst(rig)
-    rig.stimulator.misbehaviour = StimulatorMisbehaviour.NO_ANSWER
-    while not session.supervisor.latched:
-        session.step()
+    rig.stimulator.misbehaviour = misbehaviour
+    while not rig.session.supervisor.latched:
+        rig.session.step()
+    return rig
+
+
+def test_stimulator_that_stops_answering_is_stopped_by_its_own_watchdog(tmp_path: Path) -> None:
+    rig = latched_by(StimulatorMisbehaviour.NO_ANSWER, tmp_path)
+    session = rig.session
     assert session.supervisor.faults[0].kind is FaultKind.STIMULATOR_ERROR
     assert session.supervisor.output_ma(1) == 0.0
     latched_at = rig.clock.now()
@@ -221,12 +227,8 @@ def test_a_reset_is_refused_while_the_stimulator_refuses_and_accepted_once_it_an
         tmp_path: Path) -> None:
     """The stimulator is configured again before the latch clears: one that still refuses
     keeps the fault (no new one, no command), one that answers again lets output restart."""
-    rig = make_rig(tmp_path)
+    rig = latched_by(StimulatorMisbehaviour.ERROR_ANSWER, tmp_path)
     session = rig.session
-    run_into_a_burst(rig)
-    rig.stimulator.misbehaviour = StimulatorMisbehaviour.ERROR_ANSWER
-    while not session.supervisor.latched:
-        session.step()
     faults = session.supervisor.faults
     remaining = session.reset_faults(session.now_s)
     assert remaining and "does not come up again" in remaining[0]
