@@ -442,7 +442,10 @@ class SafetySupervisor:
         self.fault(FaultKind.EMERGENCY_STOP, now_s, source)
 
     def fault(self, kind: FaultKind, now_s: float, detail: str) -> None:
-        """Latch a fault: every channel to zero and the stimulator told to stop, then logged."""
+        """Latch a fault: every channel to zero and the stimulator told to stop, then logged.
+
+        The stop is not waited for here: the ticks that follow confirm it (see
+        :meth:`tick`), so a device slow to answer cannot also make the loop late."""
         if any(f.kind is kind for f in self._faults):
             return
         fault = Fault(kind, now_s, detail)
@@ -455,7 +458,7 @@ class SafetySupervisor:
         self._stimulator_configured = False
         stop_error: DeviceError | None = None
         try:
-            self._stimulator.stop()
+            self._stimulator.send_stop()
         except DeviceError as exc:
             self._stimulator_connected = False
             stop_error = exc
@@ -509,15 +512,10 @@ class SafetySupervisor:
                 self.fault(FaultKind.LOOP_LATE, now_s, gap)
             else:
                 self._log.notice(now_s, "loop_delayed", gap)
+        if self._faults or self._stimulator_configured:
+            self._check_stimulator(now_s)
         if self._faults:
             return
-        if self._stimulator_configured:
-            try:
-                self._stimulator.check()
-            except DeviceError as exc:
-                self._stimulator_connected = False
-                self.fault(FaultKind.STIMULATOR_ERROR, now_s, str(exc))
-                return
         dt = max(0.0, now_s - last) if last is not None else 0.0
         changed = False
         for state in self._channels.values():
@@ -526,6 +524,19 @@ class SafetySupervisor:
             changed |= state.delivered_ma != before
         if changed:
             self._send(now_s)
+
+    def _check_stimulator(self, now_s: float) -> None:
+        """The stimulator's heartbeat and its troubles: every tick while it is configured,
+        and while a fault is latched (the fault's stop must be confirmed; a stop answered
+        late or refused latches ``stimulator_error`` beside the fault)."""
+        if not self._stimulator_connected:
+            return
+        try:
+            self._stimulator.check()
+        except DeviceError as exc:
+            self._stimulator_connected = False
+            detail = f"stop failed: {exc}" if self._faults else str(exc)
+            self.fault(FaultKind.STIMULATOR_ERROR, now_s, detail)
 
     def _advance(self, state: _ChannelState, now_s: float, dt: float) -> None:
         if state.output_ma > 0.0 or state.target_ma > 0.0:

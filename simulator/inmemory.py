@@ -99,6 +99,11 @@ class InMemoryStimulator:
             self._exchange()
             self.host.outcome(pending)
 
+    def send_stop(self) -> None:
+        with self._lock:
+            self.host.stop(self._clock(), waited=False)
+            self._exchange()
+
     def emergency_stop(self) -> None:
         """Whoever calls (a watchdog, a signal handler): the Stop goes out at once; output
         stays refused until the next configure, as on the serial driver."""

@@ -12,20 +12,23 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from controller.devices import sciencemode_host
-from controller.devices.base import ChannelSetup, StimulatorError
+from controller.devices.base import ChannelSetup, Stimulator, StimulatorError
 from controller.devices.rehastim2 import RehaStim2
 from controller.devices.sciencemode_host import ScienceModeHost
-from controller.safety import HARD_LIMITS, HardLimits
-from simulator.inmemory import InMemoryStimulator
+from controller.safety import HARD_LIMITS, ChannelLimits, HardLimits, SafetySupervisor
+from controller.types import FaultKind
+from simulator.inmemory import InMemoryStimulator, StimulatorMisbehaviour
 from simulator.rehastim_model import DELIVERED_KEPT, Delivered, DeliveredLog
 from tests.sim_process import SimProcess, running_simulator, wait_for
+from tests.test_safety import MemoryLog
+from tests.test_safety import config as safety_config
 
 CHANNEL = 1
 WIDE = [ChannelSetup(CHANNEL, 500)]
@@ -231,6 +234,64 @@ def test_a_silent_stimulator_at_a_steady_output_is_noticed_within_a_second(
     print(f"silence noticed after {statistics.median(figures_ms):.0f} ms median, "
           f"{max(figures_ms):.0f} ms max of {len(figures_ms)} "
           f"({trials.count(None)} trials faulted before the silence)")
+
+
+# -- a fault's stop does not hold up the tick ----------------------------------------------
+
+def supervisor_on(stimulator: Stimulator, clock: Callable[[], float]) -> SafetySupervisor:
+    """A supervisor of one channel, up and delivering 20 mA on ``stimulator``."""
+    supervisor = SafetySupervisor(stimulator, safety_config(
+        channels=(ChannelLimits(CHANNEL, 300, 10.0, 40.0, 20.0),)), MemoryLog())
+    supervisor.start(clock())
+    supervisor.loop_resumed(clock())
+    return supervisor
+
+
+def test_a_faults_stop_is_confirmed_on_the_ticks_after_it_not_waited_for() -> None:
+    """A device that hears nothing: the fault returns at once with output zero in the
+    supervisor, and the stop left unanswered latches ``stimulator_error`` once its
+    deadline has passed, on a later tick."""
+    twin = Twin()
+    supervisor = supervisor_on(twin.stimulator, lambda: twin.now_s)
+    for _ in range(30):
+        twin.now_s += 0.01
+        supervisor.request(twin.now_s, CHANNEL, 1.0)
+        supervisor.tick(twin.now_s)
+    assert twin.output_ma() == 20
+    twin.stimulator.misbehaviour = StimulatorMisbehaviour.NO_ANSWER
+    fault_s = twin.now_s
+    supervisor.fault(FaultKind.SENSOR_SILENT, fault_s, "test")
+    assert [f.kind for f in supervisor.faults] == [FaultKind.SENSOR_SILENT]
+    assert supervisor.output_ma(CHANNEL) == 0.0
+    kinds: list[FaultKind] = []
+    while FaultKind.STIMULATOR_ERROR not in kinds:
+        assert twin.now_s - fault_s < 1.0, "an unanswered stop was never noticed"
+        twin.now_s += 0.01
+        supervisor.tick(twin.now_s)
+        kinds = [f.kind for f in supervisor.faults]
+    assert "stop failed" in supervisor.faults[-1].detail
+    assert twin.now_s - fault_s <= 0.1 + 0.011, "noticed at the first tick past the deadline"
+
+
+def test_a_fault_does_not_wait_for_a_late_stimulator(sim: SimProcess) -> None:
+    """Through the serial driver: with every answer held back 0.3 s, the fault's stop is
+    on the wire and still unanswered when the fault returns (the tick went on), and the
+    late answer latches ``stimulator_error`` beside the fault."""
+    driver = RehaStim2(sim.stimulator, keepalive_s=0.1)
+    supervisor = supervisor_on(driver, time.monotonic)
+    try:
+        wait_for(lambda: (supervisor.request(time.monotonic(), CHANNEL, 1.0),
+                          supervisor.tick(time.monotonic()), sim.output_ma(CHANNEL) > 0)[-1])
+        sim.command("stim late 0.3")
+        supervisor.fault(FaultKind.SENSOR_SILENT, time.monotonic(), "test")
+        assert "stop at a fault" in [p.name for p in driver.host.pending]
+        wait_for(lambda: sim.output_ma(CHANNEL) == 0, timeout_s=3.0)
+        wait_for(lambda: (supervisor.tick(time.monotonic()),
+                          FaultKind.STIMULATOR_ERROR in [f.kind for f in supervisor.faults])[-1],
+                 timeout_s=3.0)
+    finally:
+        sim.command("stim ok")
+        driver.close()
 
 
 # -- memory ---------------------------------------------------------------------------------

@@ -231,6 +231,10 @@ class _ConnectedStimulator:
         self._link_fresh = False
         self._device.stop()
 
+    def send_stop(self) -> None:
+        self._link_fresh = False
+        self._device.send_stop()
+
     def close(self) -> None:
         self._link_fresh = False
         self._device.close()

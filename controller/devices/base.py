@@ -54,7 +54,13 @@ class Stimulator(Protocol):
         the keep-alive that holds the device's output on is sent only while it comes."""
 
     def stop(self) -> None:
-        """Stop all output now. Must be safe to call at any time, repeatedly."""
+        """Stop all output now and wait for the device to confirm it. Must be safe to
+        call at any time, repeatedly."""
+
+    def send_stop(self) -> None:
+        """Stop all output now without waiting for the confirmation: the stop of a
+        fault, sent from the control tick, which must not stand still for a device slow
+        to answer. A stop answered late or refused is raised by :meth:`check`."""
 
     def emergency_stop(self) -> None:
         """Put a stop on the wire now, from any thread, without waiting for anything and

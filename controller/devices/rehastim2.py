@@ -149,6 +149,14 @@ class RehaStim2:
             self._flush()
         self._wait(pending)
 
+    def send_stop(self) -> None:
+        """Stop all output without waiting for the answer, which :meth:`check` judges."""
+        with self._state:
+            if self._serial is None:
+                return
+            self.host.stop(self._clock(), waited=False)
+            self._flush()
+
     def close(self) -> None:
         """Stop (best effort: a dead link must not keep the port open), then release it."""
         port = self._serial

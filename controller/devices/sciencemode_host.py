@@ -46,7 +46,8 @@ LIMIT_TOLERANCE = 1e-9
 """Relative slack on the hard limits for float rounding in the caller's arithmetic
 (100 mA x 500 µs must not be refused as 50.000000001 µC)."""
 _LINK_CHECK = "link check"
-_UNWAITED = frozenset({"update", _LINK_CHECK})
+_FAULT_STOP = "stop at a fault"
+_UNWAITED = frozenset({"update", _LINK_CHECK, _FAULT_STOP})
 """Commands nobody blocks on: their refusal is kept for :meth:`ScienceModeHost.check`."""
 
 
@@ -172,11 +173,13 @@ class ScienceModeHost:
         self._command(sm.StartChannelListMode(pulses), "update", now_s)
         self.output = pulses
 
-    def stop(self, now_s: float) -> PendingAck:
-        """Stop all output; the caller waits for the answer."""
+    def stop(self, now_s: float, waited: bool = True) -> PendingAck:
+        """Stop all output. A ``waited`` stop's caller blocks on the answer; any other's
+        lateness or refusal is raised by :meth:`check`, like an update's."""
         self.output = None
         self._list_ready = False
-        pending = self._command(sm.StopChannelListMode(), "stop", now_s)
+        pending = self._command(sm.StopChannelListMode(), "stop" if waited else _FAULT_STOP,
+                                now_s)
         self._number = 0
         return pending
 
