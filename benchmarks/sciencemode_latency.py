@@ -59,7 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pty_rig import Simulator, machine_load, rig_options
 
-from controller.devices.base import ChannelSetup
+from controller.devices.base import ChannelSetup, StimulatorError
 from controller.devices.rehastim2 import RehaStim2
 
 CHANNEL = 1
@@ -89,11 +89,24 @@ class Issued:
     returned_s: float
 
 
+@dataclass(frozen=True)
+class Updates:
+    """What one driver's run of updates did, and the CPU time it took (process time, so
+    every thread of the driver's: our reader, pysciencemode's answer and watchdog threads)."""
+
+    issued: list[Issued]
+    cpu_s: float
+
+
 @dataclass
 class Run:
     driver: str
-    issued: list[Issued]
+    updates: Updates
     load: str
+
+    @property
+    def issued(self) -> list[Issued]:
+        return self.updates.issued
 
 
 class UnsoundMatch(Exception):
@@ -113,10 +126,11 @@ def ramp_ma(updates: int) -> list[int]:
 
 def paced(currents_ma: Sequence[int], interval_s: float,
           send: Callable[[int], None], after: Callable[[], None] = lambda: None
-          ) -> list[Issued]:
+          ) -> Updates:
     """Call ``send`` once per tick of ``interval_s`` (at once when a call overran), timing
     each call; ``after`` is the tick's untimed remainder."""
     issued = []
+    cpu_start_s = time.process_time()
     start_s = time.monotonic()
     for k, current_ma in enumerate(currents_ma):
         delay_s = start_s + k * interval_s - time.monotonic()
@@ -127,10 +141,10 @@ def paced(currents_ma: Sequence[int], interval_s: float,
         returned_s = time.monotonic()
         after()
         issued.append(Issued(current_ma, issued_s, returned_s))
-    return issued
+    return Updates(issued, time.process_time() - cpu_start_s)
 
 
-def run_ours(port: str, currents_ma: Sequence[int], interval_s: float) -> list[Issued]:
+def run_ours(port: str, currents_ma: Sequence[int], interval_s: float) -> Updates:
     stimulator = RehaStim2(port, handshake_timeout_s=HANDSHAKE_S)
     stimulator.connect()
     try:
@@ -156,15 +170,15 @@ class TheirDriver:
                                  pulse_width=PULSE_WIDTH_US,
                                  device_type=self._psm.Device.Rehastim2)
 
-    def run(self, currents_ma: Sequence[int], interval_s: float) -> list[Issued]:
+    def run(self, currents_ma: Sequence[int], interval_s: float) -> Updates:
         self.device = self._psm.Rehastim2(self.port)
         try:
             self.device.init_channel(stimulation_interval=STIMULATION_INTERVAL_MS,
                                      list_channels=[self.channel(currents_ma[0])])
-            issued = paced(currents_ma, interval_s, lambda current_ma: self.device.
-                           start_stimulation(upd_list_channels=[self.channel(current_ma)]))
+            updates = paced(currents_ma, interval_s, lambda current_ma: self.device.
+                            start_stimulation(upd_list_channels=[self.channel(current_ma)]))
             self.device.end_stimulation()
-            return issued
+            return updates
         finally:
             self.device.disconnect()
             self.device.close_port()
@@ -179,11 +193,11 @@ class TheirDriver:
                 self.device.close_port()
 
 
-def guarded(work: Callable[[], list[Issued]], timeout_s: float,
-            on_hang: Callable[[], None] = lambda: None) -> list[Issued]:
+def guarded(work: Callable[[], Updates], timeout_s: float,
+            on_hang: Callable[[], None] = lambda: None) -> Updates:
     """``work`` in a worker thread (pysciencemode's reads have no time-out): its result,
     its exception, or :class:`DriverHung` after ``timeout_s``."""
-    result: list[list[Issued]] = []
+    result: list[Updates] = []
     errors: list[BaseException] = []
 
     def target() -> None:
@@ -261,9 +275,9 @@ def measure(psm: ModuleType, folder: Path, updates: int, interval_s: float, roun
                 machine_load()))
             theirs = TheirDriver(psm, simulator.stimulator)
             with quiet_stdout():
-                issued = guarded(functools.partial(theirs.run, currents, interval_s), timeout_s,
-                                 theirs.abandon)
-            runs.append(Run("pysciencemode", issued, machine_load()))
+                done = guarded(functools.partial(theirs.run, currents, interval_s),
+                               timeout_s, theirs.abandon)
+            runs.append(Run("pysciencemode", done, machine_load()))
     finally:
         simulator.close()
     return runs
@@ -277,6 +291,8 @@ def report(runs: Sequence[Run], heard: Sequence[tuple[float, int]]) -> dict[str,
         call = [u.returned_s - u.issued_s for run in mine for u in run.issued[WARMUP_UPDATES:]]
         table[driver] = {"updates": len(latency), "issued_to_heard_ms": figures_ms(latency),
                          "call_ms": figures_ms(call),
+                         "cpu_ms_per_update": 1000 * sum(run.updates.cpu_s for run in mine)
+                         / sum(len(run.issued) for run in mine),
                          "per_run_median_ms": [figures_ms(latencies_s(run, heard))["median"]
                                                for run in mine],
                          "loads": [run.load for run in mine]}
@@ -285,12 +301,12 @@ def report(runs: Sequence[Run], heard: Sequence[tuple[float, int]]) -> dict[str,
 
 def print_table(table: dict[str, Any], interval_ms: float) -> None:
     print(f"{'driver':<14} {'updates':>7}   issued -> heard (ms): median    p99    max"
-          f"   call blocks (ms): median    p99    max")
+          f"   call blocks (ms): median    p99    max   CPU per update (ms)")
     for driver, row in table.items():
         heard, call = row["issued_to_heard_ms"], row["call_ms"]
         print(f"{driver:<14} {row['updates']:>7}   {'':>20}{heard['median']:>7.2f} "
               f"{heard['p99']:>6.2f} {heard['max']:>6.2f}   {'':>17}{call['median']:>7.2f} "
-              f"{call['p99']:>6.2f} {call['max']:>6.2f}")
+              f"{call['p99']:>6.2f} {call['max']:>6.2f}   {row['cpu_ms_per_update']:>19.2f}")
     for driver, row in table.items():
         medians = ", ".join(f"{value:.2f}" for value in row["per_run_median_ms"])
         print(f"  {driver}: issued -> heard median per run {medians} ms; "
@@ -332,7 +348,8 @@ def main() -> int:
         try:
             runs = measure(psm, folder, args.updates, args.interval_ms / 1000, args.rounds)
             table = report(runs, heard_commands(folder / "trace.jsonl"))
-        except (DriverHung, UnsoundMatch) as exc:
+        except (DriverHung, UnsoundMatch, StimulatorError, RuntimeError) as exc:
+            # RuntimeError: how pysciencemode reports an error answer
             print(f"no figure: {type(exc).__name__}: {exc}")
             return 1
     print_table(table, args.interval_ms)
