@@ -57,6 +57,12 @@ minimum counts one sample more or less per window. A 100 Hz WitMotion stream wit
 its packets damaged keeps about 49 usable samples a second (a sample needs its acc and gyro
 packets), 43-53 per window, so a gait session faults on it within seconds."""
 
+CLEAR_WINDOWS = 2
+"""A degraded stream is cleared on this many whole windows after the last thin one."""
+CLEAR_MARGIN = 1.2
+"""...whose mean usable rate is this share of the mode's minimum: a 100 Hz stream that
+recovered clears 1-2 s later; one still at 30 % damaged packets (about 49 samples/s, the
+mean of two windows 42-56) never reaches the 60 gait needs to clear."""
 
 @dataclass(frozen=True)
 class SensorLimits:
@@ -93,8 +99,14 @@ class SensorWatch:
         self.usable_rate_hz: float | None = None
         """Usable samples a second over the last whole window (None before the first)."""
         self.lowest_rate_hz: float | None = None
+        self._rates_hz: tuple[float, ...] = ()
+        """The last :data:`CLEAR_WINDOWS` windows' usable rates, newest last."""
+        self._clear_rate_hz = max(self._rate_min_hz, CLEAR_MARGIN * limits.min_rate_hz)
         self._started_s: float | None = None
         self._last_t_s: float | None = None
+        self._last_now_s = 0.0
+        """The session's clock when the last sample was seen: a sample clock that runs
+        ahead of it jumped; one that moves with it only lost samples (a silence)."""
         self._last_values: tuple[float, ...] | None = None
         self._last_change_s: float | None = None
         self._last_ok = True
@@ -115,15 +127,22 @@ class SensorWatch:
         fault = self._supervisor.fault
         t = sample.t_s
         ok = True
+        gap = False
         if self._last_t_s is not None:
             if not t > self._last_t_s:
                 fault(FaultKind.TIME_BACKWARDS, now_s,
                       f"sample time {t:.4f} s after {self._last_t_s:.4f} s")
                 return True
-            if t - self._last_t_s > self._limits.silent_s and not any(
-                    f.kind is FaultKind.SENSOR_SILENT for f in self._supervisor.faults):
-                fault(FaultKind.TIME_JUMP, now_s, f"sample time jumped {t - self._last_t_s:.3f} s")
+            step_s = t - self._last_t_s
+            gap = step_s > self._limits.silent_s
+            if gap and step_s - (now_s - self._last_now_s) > self._limits.silent_s:
+                fault(FaultKind.TIME_JUMP, now_s, f"sample time jumped {step_s:.3f} s while "
+                      f"the session's clock moved {now_s - self._last_now_s:.3f} s")
                 ok = False
+            elif gap and not any(f.kind is FaultKind.SENSOR_SILENT
+                                 for f in self._supervisor.faults):
+                fault(FaultKind.SENSOR_SILENT, now_s,
+                      f"no sample for {1000 * step_s:.0f} ms (samples lost)")
         ax, ay, az = sample.acc_mps2
         gx, gy, gz = sample.gyro_dps
         acc_in, gyro_in = self._acc_in_range_mps2, self._gyro_in_range_dps
@@ -146,8 +165,8 @@ class SensorWatch:
             problem = self._units.observe(t, sample.acc_mps2, sample.gyro_dps)
             if problem:
                 fault(FaultKind.IMPLAUSIBLE_VALUE, now_s, problem)
-        self._count(t, usable, now_s)  # frozen or stuck values are faults of their own
-        self._last_t_s = t
+        self._count(t, usable, gap, now_s)  # frozen or stuck values are faults of their own
+        self._last_t_s, self._last_now_s = t, now_s
         self._last_ok = ok
         return usable
 
@@ -212,12 +231,18 @@ class SensorWatch:
             self._kept, self._rejected_run = sample, 0  # judge what follows from here
         return False
 
-    def _count(self, t_s: float, usable: bool, now_s: float) -> None:
+    def _count(self, t_s: float, usable: bool, gap: bool, now_s: float) -> None:
         """Count usable samples per window; a window too thin is a fault.
 
         Windows start once :class:`UnitsCheck` has judged the first seconds' rate, so a
-        stream that was too slow from the start is named once, as a setup problem."""
+        stream that was too slow from the start is named once, as a setup problem; and
+        again after a gap longer than the silence limit (a silence is its own fault, and
+        a window spanning it would add a second one)."""
         start = self._window_start_s
+        if gap and start is not None:
+            self._window_start_s, self._window_usable, self._window_rejected = t_s, int(usable), 0
+            self._rates_hz = ()
+            return
         if start is None:
             if self._units.rate_judged:
                 self._window_start_s = t_s
@@ -228,6 +253,7 @@ class SensorWatch:
             return
         rate_hz = self._window_usable / (t_s - start)
         self.usable_rate_hz = rate_hz
+        self._rates_hz = (*self._rates_hz[-(CLEAR_WINDOWS - 1):], rate_hz)
         if self.lowest_rate_hz is None or rate_hz < self.lowest_rate_hz:
             self.lowest_rate_hz = rate_hz
         if rate_hz < self._rate_min_hz:
@@ -241,6 +267,13 @@ class SensorWatch:
                              f"{self._window_rejected} samples rejected in the last "
                              f"{t_s - start:.1f} s, {self.rejected_samples} in all")
         self._window_start_s, self._window_usable, self._window_rejected = t_s, int(usable), 0
+
+    def _rate_recovered(self) -> bool:
+        """Hysteresis: the last windows each pass the fault's limit and together reach the
+        clearing rate, so a stream hovering at the limit is not cleared by one lucky window."""
+        rates = self._rates_hz
+        return len(rates) == CLEAR_WINDOWS and min(rates) >= self._rate_min_hz \
+            and sum(rates) / CLEAR_WINDOWS >= self._clear_rate_hz
 
     def tick(self, now_s: float) -> None:
         """No sample for longer than the silence limit is a fault."""
@@ -262,8 +295,9 @@ class SensorWatch:
             return f"implausible_value: {self._units.problem}"
         if kind is FaultKind.IMPLAUSIBLE_VALUE and not self._last_ok:
             return "implausible_value: last sample still implausible"
-        if kind is FaultKind.SENSOR_DEGRADED and (
-                self.usable_rate_hz is None or self.usable_rate_hz < self._rate_min_hz):
-            return (f"sensor_degraded: usable rate still {self.usable_rate_hz or 0:.0f} "
-                    "samples/s")
+        if kind is FaultKind.SENSOR_DEGRADED and not self._rate_recovered():
+            shown = ", ".join(f"{r:.0f}" for r in self._rates_hz) or "not measured"
+            return (f"sensor_degraded: usable rate over the last windows {shown} samples/s; "
+                    f"cleared at {self._clear_rate_hz:.0f} on average over "
+                    f"{CLEAR_WINDOWS} windows")
         return ""

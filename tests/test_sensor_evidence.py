@@ -133,9 +133,26 @@ def test_a_thinned_stream_latches_sensor_degraded_until_the_rate_is_back() -> No
     w.feed(2.5, every=3)  # 33 usable samples a second, below gait's 50
     w.assert_latched_alone(FaultKind.SENSOR_DEGRADED, "33 usable samples/s")
     assert w.supervisor.reset(w.now), "refused while the stream is thin"
-    w.feed(1.5)
+    w.feed(3.0, every=2)  # 50 a second: at the minimum, not clear of it
+    assert w.supervisor.reset(w.now), "refused while the rate hovers at the limit"
+    w.feed(2.0)  # a whole stream again: cleared within two windows
     assert w.supervisor.reset(w.now) == []
     assert any("fell to 33 samples/s" in text for text in w.watch.warnings())
+
+
+def test_lost_samples_are_a_silence_a_sample_clock_running_ahead_is_a_time_jump() -> None:
+    lost = Watched()
+    lost.feed(3.0)
+    lost.now += 0.15  # samples lost on the line: both clocks move on together
+    assert lost.watch.observe(Sample(lost.now, (0.0, 0.0, GRAVITY_MPS2), (0.0, 1.0, 0.0)),
+                              lost.now)
+    assert lost.kinds() == [FaultKind.SENSOR_SILENT]
+    jumped = Watched()
+    jumped.feed(3.0)
+    ahead = Sample(jumped.now + 0.5, (0.0, 0.0, GRAVITY_MPS2), (0.0, 1.0, 0.0))
+    jumped.now += 0.01
+    jumped.watch.observe(ahead, jumped.now)
+    assert jumped.kinds() == [FaultKind.TIME_JUMP]
 
 
 def _recordings() -> list[tuple[Path, str]]:
