@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import tomllib
 import typing
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,6 @@ from pydantic.fields import FieldInfo
 from protocols.schema import MODES, TRIGGER_KINDS, AnyProtocol, Protocol
 
 LIBRARY = Path(__file__).parent / "library"
-_PROTOCOL: TypeAdapter[Protocol] = TypeAdapter(AnyProtocol)
 
 
 class ProtocolError(ValueError):
@@ -52,10 +52,12 @@ def parse_protocol(text: str, source: str = "<protocol>") -> Protocol:
         raise ProtocolError(f"{source}:{_line_of(text, ('mode',)) or 1}: mode: "
                             f"{_shown(mode)} is not a mode (allowed: "
                             f"{', '.join(map(repr, MODES))})")
-    try:
-        return _PROTOCOL.validate_python(data)
+    model = typing.cast(type[Protocol], MODES[mode])
+    try:  # the model of the file's mode alone: the other mode's validator is never built
+        return model.model_validate(data)
     except ValidationError as exc:
-        lines = [_describe(error, text, source) for error in exc.errors()]
+        lines = [_describe({**error, "loc": (mode, *error["loc"])}, text, source)
+                 for error in exc.errors()]  # tagged as the union would: see _without_tags
         raise ProtocolError("\n".join(lines)) from None
 
 
@@ -79,9 +81,15 @@ def check_protocol_data(data: dict[str, Any]
     """Validate a protocol given as data (the GUI's form) rather than as a file: the
     protocol, or each error's location (as a file spells it) with its message."""
     try:
-        return _PROTOCOL.validate_python(data), []
+        return _any_protocol().validate_python(data), []
     except ValidationError as exc:
         return None, [(_without_tags(tuple(e["loc"])), _message(e)) for e in exc.errors()]
+
+
+@cache
+def _any_protocol() -> TypeAdapter[Protocol]:
+    """A validator of either mode, told apart by ``mode`` (built on first use)."""
+    return TypeAdapter(AnyProtocol)
 
 
 def _describe(error: Any, text: str, source: str) -> str:

@@ -28,7 +28,9 @@ _LIMITS = HARD_LIMITS
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: a model's validator is built when it is first used, so a command that
+    # loads a gait protocol does not build the exercise models (start-up time)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Channel(_Section):
