@@ -184,7 +184,8 @@ def swapped_byte_figures(trials: int = 3000, seed: int = 11) -> dict[str, int]:
     walk = load_walk(BUNDLED_WALK, "left", RATE_HZ)
     rng = random.Random(seed)
     counts = dict.fromkeys(("tried", "wrong_values", "rejected_by_driver",
-                            "rejected_by_watch", "accepted_wrong", "accepted_wrong_100dps"), 0)
+                            "rejected_by_watch", "accepted_wrong", "accepted_wrong_10dps",
+                            "accepted_wrong_100dps"), 0)
     for _ in range(trials):
         k = rng.randrange(30, len(walk) - 1)
         stream = bytearray(b"".join(packets(s) for s in walk[k - 30:k + 1]))
@@ -212,6 +213,7 @@ def swapped_byte_figures(trials: int = 3000, seed: int = 11) -> dict[str, int]:
         counts["accepted_wrong"] += 1
         error_dps = max(abs(a - b) for a, b in zip(got[-1].gyro_dps, truth.gyro_dps,
                                                      strict=True))
+        counts["accepted_wrong_10dps"] += error_dps > 10.0
         counts["accepted_wrong_100dps"] += error_dps > 100.0
     return counts
 
