@@ -349,9 +349,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _calibration(args: argparse.Namespace) -> GaitCalibration | None:
+    if args.calibration is None:
+        return None
     from controller.detect.calibration_file import load_calibration
 
-    return load_calibration(args.calibration) if args.calibration else None
+    return load_calibration(args.calibration)
 
 
 # -- fes calibrate -----------------------------------------------------------------------
@@ -604,10 +606,11 @@ def _samples(protocol: Protocol, args: argparse.Namespace) -> tuple[list[Sample]
     """A recorded (or, for gait, synthetic) walk, or an exercise's recording."""
     from controller.assembly.simulated import recorded_walk
     from simulator import BUNDLED_WALK
-    from simulator.synthetic import synthetic_walk
 
     foot = args.foot or protocol.leg
     if args.synthetic:
+        from simulator.synthetic import synthetic_walk
+
         cadence_spm = args.cadence or 105.0
         walk_s = min(args.duration or SYNTHETIC_WALK_S, protocol.session.duration_s)
         return (synthetic_walk(walk_s + 1.0, cadence_steps_per_min=cadence_spm,
