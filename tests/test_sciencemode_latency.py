@@ -50,7 +50,8 @@ def test_a_lost_or_changed_command_gives_no_figure() -> None:
 def test_both_drivers_have_every_update_heard(tmp_path: Path) -> None:
     psm = pytest.importorskip("pysciencemode")
     updates = bench.WARMUP_UPDATES + 150
-    runs = bench.measure(psm, tmp_path, updates, 0.01, 1)
+    failures: list[str] = []
+    runs = bench.measure(psm, tmp_path, updates, 0.01, 1, failures)
     table = bench.report(runs, bench.heard_commands(tmp_path / "trace.jsonl"), 0.01)
     assert [run.driver for run in runs] == ["ours", "pysciencemode"]
     assert table["ours"]["updates"] == table["pysciencemode"]["updates"] == 150
