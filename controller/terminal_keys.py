@@ -11,6 +11,8 @@ whatever happened. When standard input is not a terminal nothing is read.
 
 from __future__ import annotations
 
+import codecs
+import os
 import select
 import sys
 import termios
@@ -21,6 +23,8 @@ from typing import Any, Self, TextIO
 
 from controller.runner import SessionRunner
 
+READ_BYTES = 256
+"""Bytes taken per read: any keys typed or pasted together arrive in one read."""
 HELP = "keys: space stop · p pause/resume · +/- intensity · r reset fault"
 
 
@@ -62,17 +66,22 @@ class TerminalKeys:
                 pass
 
     def _read(self, fd: int) -> None:
+        # Straight from the descriptor: a text stream's read(1) keeps the rest of a read in
+        # its own buffer, where select() cannot see it, so a second key that came in the
+        # same read waited for the next key press.
+        decoder = codecs.getincrementaldecoder(self._stream.encoding or "utf-8")("replace")
         while not self._done.is_set():
             try:
                 ready, _, _ = select.select([fd], [], [], 0.1)
                 if not ready:
                     continue
-                data = self._stream.read(1)
+                data = os.read(fd, READ_BYTES)
             except (OSError, ValueError):
                 return
             if not data:
                 return
-            self.press(data)
+            for key in decoder.decode(data):
+                self.press(key)
 
     def press(self, key: str) -> None:
         """Act on one key (also how tests drive it)."""
