@@ -11,6 +11,7 @@ devices keep their own time (see the drivers).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,9 +24,29 @@ class DeviceUrlError(ValueError):
     """A device URL we cannot open: the message names the URL and what would work."""
 
 
-def _split(url: str) -> tuple[str, str, dict[str, str]]:
+STIMULATOR_PARAMETERS: Mapping[str, tuple[str, ...]] = {"serial": ("baud",), "sim": ()}
+"""Query parameters each stimulator URL scheme takes."""
+MOTION_PARAMETERS: Mapping[str, tuple[str, ...]] = {
+    "serial": ("baud",), "sim": ("foot",), "replay": ("foot",)}
+"""Query parameters each motion sensor URL scheme takes."""
+
+
+def _split(url: str, parameters: Mapping[str, tuple[str, ...]]
+           ) -> tuple[str, str, dict[str, str]]:
+    """Scheme, path and query of ``url``; a parameter the scheme does not take, or one
+    given twice, is refused: ignored, a misspelt ``baud`` would silently run at the default."""
     parts = urlsplit(url)
-    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    values = parse_qs(parts.query, keep_blank_values=True)
+    accepted = parameters.get(parts.scheme)
+    if accepted is not None:
+        takes = f"takes {', '.join(accepted)}" if accepted else "takes no parameters"
+        for key, given in values.items():
+            if key not in accepted:
+                raise DeviceUrlError(f"{url}: unknown parameter {key!r} "
+                                     f"({parts.scheme}:// {takes})")
+            if len(given) > 1:
+                raise DeviceUrlError(f"{url}: parameter {key!r} given {len(given)} times")
+    query = {key: given[0] for key, given in values.items()}
     return parts.scheme, parts.netloc + parts.path, query
 
 
@@ -37,7 +58,7 @@ def _baud(url: str, query: dict[str, str], default: int) -> int:
 
 
 def open_stimulator(url: str, clock: Clock) -> Stimulator:
-    scheme, path, query = _split(url)
+    scheme, path, query = _split(url, STIMULATOR_PARAMETERS)
     if scheme == "serial":
         from controller.devices.rehastim2 import DEFAULT_BAUD, RehaStim2
 
@@ -50,7 +71,7 @@ def open_stimulator(url: str, clock: Clock) -> Stimulator:
 
 
 def open_motion_sensor(url: str, clock: Clock) -> MotionSensor:
-    scheme, path, query = _split(url)
+    scheme, path, query = _split(url, MOTION_PARAMETERS)
     if scheme == "serial":
         from controller.devices.witmotion_imu import DEFAULT_BAUD, WitMotionImu
 
