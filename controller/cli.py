@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import gc
 import math
+import os
 import signal
 import sys
 import time
@@ -98,6 +99,9 @@ def default_protocol() -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before numpy loads: its OpenBLAS would start a thread per core (some 50 ms of CPU at
+    # start) that then competes with the control loop; the arrays here are small.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     collecting = gc.isenabled()
     gc.disable()  # start-up builds thousands of objects and no garbage: ~10 % of it saved
     try:
@@ -274,8 +278,6 @@ def _add_gui(gui: argparse.ArgumentParser) -> None:
 
 
 def _gui(args: argparse.Namespace) -> int:
-    import os
-
     from controller.record import default_db_path, open_record
 
     if sys.platform.startswith("linux") and not any(
