@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 import tomllib
 import uuid
 from collections.abc import Callable
@@ -240,12 +241,68 @@ def _checked_version(db: sqlite3.Connection, path: Path) -> int:
         raise RecordOpenError(f"{path}: written by a newer version of this program (record "
                               f"schema {version}; this one reads up to {SCHEMA_VERSION}); "
                               "update the program to open it")
-    verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+    _check_undamaged(db, path)
+    return version
+
+
+FileState = tuple[int, ...]
+_UNDAMAGED: dict[str, FileState] = {}
+"""Per record path, the file state last found undamaged in this process: the check reads
+the whole file (seconds on a record of several GB), and the review screen opens the
+record for every read."""
+SETTLED_NS = 100_000_000
+"""A state is remembered only once its last change is this old: file times advance in
+clock ticks (a few ms), so a second write within one tick of the first, of the same size,
+would leave every field of the state as it was."""
+
+
+def _file_state(path: Path) -> tuple[FileState, int]:
+    """Inode, size and modification time of the file and of its write-ahead log (where a
+    live record's latest pages are), and the file's change time: any write changes one
+    of them. Also the latest of those times, in ns. The log's change time is left out
+    (opening the record, even read-only, sets the log's owner, as root, and so its change
+    time), and an empty log holds nothing, so it counts as none."""
+    state: list[int] = []
+    changed_ns = 0
+    for part in (path, Path(f"{path}-wal")):
+        try:
+            stat = part.stat()
+        except FileNotFoundError:
+            stat = None
+        if stat is None or (part is not path and stat.st_size == 0):
+            state += [-1] * 4
+            continue
+        state += [stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns]
+        changed_ns = max(changed_ns, stat.st_mtime_ns)
+        if part is path:
+            state.append(stat.st_ctime_ns)
+            changed_ns = max(changed_ns, stat.st_ctime_ns)
+    return tuple(state), changed_ns
+
+
+def _check_undamaged(db: sqlite3.Connection, path: Path) -> None:
+    """Refuse a damaged record; a settled file state already found undamaged is not read
+    again, a file that changed is."""
+    key = str(path.resolve())
+    state, changed_ns = _file_state(path)  # before the check: a write during it is a new state
+    settled = time.time_ns() - changed_ns > SETTLED_NS
+    if settled and _UNDAMAGED.get(key) == state:
+        return
+    _UNDAMAGED.pop(key, None)
+    verdict = run_quick_check(db)
     if verdict != "ok":
-        raise RecordOpenError(f"{path}: the record is damaged ({verdict}); it is never "
+        problems = [line for line in verdict.splitlines() if not line.startswith("***")] or [verdict]
+        shown = problems[0] if len(problems) == 1 else f"{problems[0]}, and {len(problems) - 1} more"
+        raise RecordOpenError(f"{path}: the record is damaged ({shown}); it is never "
                               "appended to — keep a copy and recover what is readable with "
                               "sqlite3's .recover")
-    return version
+    if settled:
+        _UNDAMAGED[key] = state
+
+
+def run_quick_check(db: sqlite3.Connection) -> str:
+    """SQLite's verdict on the file's pages and indexes: ``ok`` or the first problem."""
+    return str(db.execute("PRAGMA quick_check").fetchone()[0])
 
 
 def _migrate(db: sqlite3.Connection, version: int) -> None:
