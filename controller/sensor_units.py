@@ -75,6 +75,11 @@ class UnitsCheck:
         self._start_s, self._count, self._norms, self._gyro_max = t_s, 0, [], 0.0
         return self.problem
 
+    def restart_window(self) -> None:
+        """Drop the window in progress unjudged: a silence inside it is a fault of its own,
+        and a rate measured across it would name a healthy sensor too slow for good."""
+        self._start_s, self._count, self._norms, self._gyro_max = None, 0, [], 0.0
+
     def _rate(self, span_s: float) -> str:
         rate_hz = (self._count - 1) / span_s
         if rate_hz >= RATE_SHARE * self._min_rate_hz:

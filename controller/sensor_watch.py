@@ -159,6 +159,8 @@ class SensorWatch:
                   f"identical samples for {t - self._last_change_s:.2f} s")
             ok = False
         if not self._units.done:
+            if gap:
+                self._units.restart_window()
             problem = self._units.observe(t, sample.acc_mps2, sample.gyro_dps)
             if problem:
                 fault(FaultKind.IMPLAUSIBLE_VALUE, now_s, problem)

@@ -155,6 +155,17 @@ def test_lost_samples_are_a_silence_a_sample_clock_running_ahead_is_a_time_jump(
     assert jumped.kinds() == [FaultKind.TIME_JUMP]
 
 
+def test_a_stall_in_the_first_seconds_is_a_silence_not_a_sensor_too_slow() -> None:
+    """The rate judged on the first seconds must not take a stall inside them for a slow
+    sensor (that fault is for good: no reset clears it)."""
+    w = Watched()
+    w.feed(0.3)
+    w.feed(1.5, every=150)  # one sample, then nothing for 1.49 s
+    w.feed(4.0)
+    assert w.kinds() == [FaultKind.SENSOR_SILENT]
+    assert w.supervisor.reset(w.now) == []
+
+
 def _recordings() -> list[tuple[Path, str]]:
     files = [BUNDLED_WALK, *sorted((SHARED / "gait").glob("*_imu.csv")),
              *sorted((SHARED / "exercise").glob("*_imu.csv"))]
