@@ -2,40 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from controller.assembly.urls import DeviceUrlError, open_motion_sensor, open_stimulator
-from controller.clock import VirtualClock
+from controller.clock import Clock, VirtualClock
 from simulator import BUNDLED_WALK
 from simulator.motion import SimulatedMotion
 from tests.test_cli import fes
 from tests.test_cli_hostile import refused
 
 
-@pytest.mark.parametrize(("url", "named", "accepted"), [
-    ("sim://?x=1", "'x'", "takes no parameters"),
-    ("sim://?x", "'x'", "takes no parameters"),
-    ("serial:///dev/ttyUSB0?foo=2", "'foo'", "takes baud"),
-    ("serial:///dev/ttyUSB0?baud=460800&baud=115200", "'baud'", "given 2 times"),
+@pytest.mark.parametrize(("open_device", "url", "named", "accepted"), [
+    (open_stimulator, "sim://?x=1", "'x'", "takes no parameters"),
+    (open_stimulator, "sim://?x", "'x'", "takes no parameters"),
+    (open_stimulator, "serial:///dev/ttyUSB0?foo=2", "'foo'", "takes baud"),
+    (open_stimulator, "serial:///dev/ttyUSB0?baud=460800&baud=115200", "'baud'",
+     "given 2 times"),
+    (open_motion_sensor, "sim://?feet=right", "'feet'", "takes foot"),
+    (open_motion_sensor, f"replay://{BUNDLED_WALK}?foot=right&rate=50", "'rate'",
+     "takes foot"),
+    (open_motion_sensor, "serial:///dev/ttyUSB0?baud=9600&parity=N", "'parity'",
+     "takes baud"),
 ])
-def test_a_stimulator_url_with_a_parameter_it_does_not_take_is_refused(
-        url: str, named: str, accepted: str) -> None:
+def test_a_url_with_a_parameter_its_scheme_does_not_take_is_refused(
+        open_device: Callable[[str, Clock], object], url: str, named: str,
+        accepted: str) -> None:
     with pytest.raises(DeviceUrlError) as refusal:
-        open_stimulator(url, VirtualClock(0.01))
-    assert named in str(refusal.value) and accepted in str(refusal.value)
-
-
-@pytest.mark.parametrize(("url", "named", "accepted"), [
-    ("sim://?feet=right", "'feet'", "takes foot"),
-    (f"replay://{BUNDLED_WALK}?foot=right&rate=50", "'rate'", "takes foot"),
-    ("serial:///dev/ttyUSB0?baud=9600&parity=N", "'parity'", "takes baud"),
-])
-def test_a_motion_url_with_a_parameter_it_does_not_take_is_refused(
-        url: str, named: str, accepted: str) -> None:
-    with pytest.raises(DeviceUrlError) as refusal:
-        open_motion_sensor(url, VirtualClock(0.01))
+        open_device(url, VirtualClock(0.01))
     assert named in str(refusal.value) and accepted in str(refusal.value)
 
 
