@@ -5,7 +5,9 @@ ended with a fault or an emergency stop; 2 the input was refused (bad protocol, 
 file, bad option, an option that does not apply); 130 Ctrl-C outside a session.
 
 Start-up is kept short: a command's options (and the heavy modules their defaults come
-from) are built only for the command being run, and each handler imports what it uses.
+from) are built only for the command being run, each handler imports what it uses, the
+garbage collector waits until a session starts, and a session's first line is a plain
+write made before rich (the progress bar) is imported.
 """
 
 from __future__ import annotations
