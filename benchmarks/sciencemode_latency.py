@@ -20,6 +20,8 @@ Two figures per update, both on CLOCK_MONOTONIC (one clock for every process her
   and prints no figure if it does not hold.
 * **call**: how long the call blocked its caller (what a control loop would lose per tick).
 
+And per driver, the CPU time its runs of updates took, per update (every thread of it).
+
 What each driver does per update, so the figures compare like with like:
 
 * **ours** (:class:`controller.devices.rehastim2.RehaStim2`): ``update({1: mA})`` encodes
@@ -31,7 +33,13 @@ What each driver does per update, so the figures compare like with like:
 * **pysciencemode** (``Rehastim2.start_stimulation(upd_list_channels=[...])``): writes the
   command and then reads the port until an answer arrives, with no time-out (a busy loop
   of non-blocking reads), so its call is a full round trip, and a device that never
-  answers hangs its caller: each run here is in a worker thread with a deadline.
+  answers hangs its caller: each run here is in a worker thread with a deadline. The busy
+  loop holds a core while it waits; on a 2-core machine with other work, the simulator
+  that must hear the command may then wait for a core too.
+
+A run in which a driver fails (ours latches an answer later than its 100 ms deadline, as
+it must, when the machine is loaded enough) is printed with the load and done again, up
+to three times; its commands are not counted.
 
     python benchmarks/sciencemode_latency.py [--updates 3000] [--rounds 2] [--json FILE]
 """
