@@ -78,7 +78,8 @@ from pty_rig import (
     wait_until,
 )
 
-PLATEAU_MA = 24
+from tests.timed_protocols import PLATEAU_MA, SESSION_S, cued_exercise, timed_gait
+
 OBSERVE_S = 4.0
 """How long the output is watched after the fault: more than one 3 s gait cycle."""
 DEGRADED_OBSERVE_S = 8.0
@@ -91,79 +92,15 @@ DAMAGED_RUNS = "about 50 usable samples/s; exercise needs 25"
 for gait and 25 Hz for exercise: half of 100 Hz is still usable in both modes, so that
 row must not fault; 20 Hz is below both and must."""
 MOMENT_TIMEOUT_S = 25.0
-SESSION_S = 60.0
 
-_CHANNEL = f"""
-[[channels]]
-channel = 1
-site = "common peroneal nerve"
-amplitude_min_ma = 10.0
-amplitude_max_ma = 30.0
-amplitude_start_ma = {PLATEAU_MA}.0
-pulse_width_us = 300
-"""
-_SAFETY_AND_LENGTH = f"""
-[safety]
-charge_per_phase_max_uc = 50.0
-sensor_silent_s = 0.1
-sensor_frozen_s = 0.5
-
-[session]
-duration_s = {SESSION_S}
-"""
-
-GAIT_PROTOCOL = """
-name = "fault matrix: timed steps"
-description = "Bursts from a timer (3 s cycle, 1.35 s bursts, 0.5 s ramp-up): every moment comes."
-mode = "gait"
-leg = "left"
-extension_s = 0.0
-""" + _CHANNEL + """
-[stimulation]
-frequency_hz = 30.0
-ramp_up_s = 0.5
-ramp_down_s = 0.3
-max_burst_s = 2.0
-duty_cycle_max = 0.5
-
-[trigger]
-kind = "cadence"
-cadence_steps_per_min = 20.0
-swing_fraction = 0.45
-""" + _SAFETY_AND_LENGTH
-
-EXERCISE_PROTOCOL = """
-name = "fault matrix: cued holds"
-description = "Cued lifts on a timer (1 s rise, 2 s hold): a hold comes whatever the foot does."
-mode = "exercise"
-leg = "left"
-""" + _CHANNEL + """
-[stimulation]
-frequency_hz = 30.0
-ramp_up_s = 0.5
-ramp_down_s = 0.5
-max_burst_s = 6.0
-duty_cycle_max = 0.5
-
-[exercise]
-exercise = "assisted_toe_raises"
-instruction = "Relax; the stimulation lifts the foot."
-start_cue = "Lift"
-sets = 1
-reps = 50
-hold_s = 2.0
-rest_between_reps_s = 3.0
-rest_between_sets_s = 10.0
-target_rom_deg = 15.0
-rise_s = 1.0
-lower_s = 1.0
-pairing = "cued"
-onset_threshold_deg = 5.0
-assist_timeout_s = 2.0
-stimulate = ["rise", "hold"]
-axis = "auto"
-placement = "foot"
-""" + _SAFETY_AND_LENGTH
+GAIT_PROTOCOL = timed_gait(
+    "fault matrix: timed steps",
+    "Bursts from a timer (3 s cycle, 1.35 s bursts, 0.5 s ramp-up): every moment comes.",
+    ramp_up_s=0.5, ramp_down_s=0.3, sensor_frozen_s=0.5)
+EXERCISE_PROTOCOL = cued_exercise(
+    "fault matrix: cued holds",
+    "Cued lifts on a timer (1 s rise, 2 s hold): a hold comes whatever the foot does.",
+    sensor_frozen_s=0.5)
 
 
 def _still_foot(path: Path) -> None:

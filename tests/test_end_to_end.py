@@ -40,6 +40,7 @@ from controller.runner import SessionRunner
 from protocols import load_protocol
 from tests.sim_process import SimProcess, running_simulator, wait_for
 from tests.test_session import TURN_S, swings_and_stances
+from tests.timed_protocols import PLATEAU_MA, timed_gait
 
 ROOT = Path(__file__).resolve().parents[1]
 GAIT = ROOT / "protocols" / "library" / "peroneal_gait_gyro.toml"
@@ -49,46 +50,16 @@ WATCHDOG_S = 1.0
 """fes-sim's default; the driver's keep-alive (0.5 s) is what holds it off."""
 SIM_ARGS = ("--walk", str(WALK), "--imu-rate", str(IMU_RATE_HZ), "--init-interval", "0.05",
             "--watchdog", str(WATCHDOG_S))
-PLATEAU_MA = 24
 CALIBRATION_SWINGS = 2
 """The gyro detector calibrates itself on the first strides it sees and does not stimulate
 them (README, Gait detection)."""
 
-TIMED_STEPS = f"""
-name = "end-to-end: timed steps with long bursts"
-description = "Bursts from a timer, so a test is mid-burst within a second of starting."
-mode = "gait"
-leg = "left"
-extension_s = 0.0
-
-[[channels]]
-channel = 1
-site = "common peroneal nerve"
-amplitude_min_ma = 10.0
-amplitude_max_ma = 30.0
-amplitude_start_ma = {PLATEAU_MA}.0
-pulse_width_us = 300
-
-[stimulation]
-frequency_hz = 30.0
-ramp_up_s = 0.1
-ramp_down_s = 0.5       # long, so a fault seen at the next command is seen mid-ramp
-max_burst_s = 2.0
-duty_cycle_max = 0.5
-
-[trigger]
-kind = "cadence"
-cadence_steps_per_min = 20.0
-swing_fraction = 0.45   # 1.35 s bursts every 3 s
-
-[safety]
-charge_per_phase_max_uc = 50.0
-sensor_silent_s = 0.1
-sensor_frozen_s = 0.2
-
-[session]
-duration_s = 60.0
-"""
+TIMED_STEPS = timed_gait(
+    "end-to-end: timed steps with long bursts",
+    "Bursts from a timer, so a test is mid-burst within a second of starting.",
+    ramp_up_s=0.1,
+    ramp_down_s=0.5,  # long, so a fault seen at the next command is seen mid-ramp
+    sensor_frozen_s=0.2)
 
 
 @pytest.fixture
@@ -132,7 +103,7 @@ def test_walk_streamed_over_the_ptys_is_stimulated_in_swing_and_not_in_stance(
     walk_s = [w for _, w in written]
 
     def sim_time(walk_t_s: float) -> float:
-        return written[bisect.bisect_left(walk_s, walk_t_s)][0]
+        return float(written[bisect.bisect_left(walk_s, walk_t_s)][0])
 
     def delivered_at(t_s: float) -> int:
         index = bisect.bisect_right([t for t, _, _ in changes], t_s) - 1
