@@ -67,11 +67,18 @@ per °/s of it. In the shared recordings (foot walks at 102 and 205 Hz, knee exe
 with at least 0.0004 g per °/s (0.08 g with 204 °/s), twice this."""
 
 
+Group = tuple[Vector3, Vector3, Vector3 | None]
+"""One sample's acceleration (g), angular velocity (°/s) and angles (° or None)."""
+
+
 class SampleAssembler:
     """Turns the packet stream into samples: one per acc + gyro (+ angle) group.
 
     Whether the sensor sends angles is learnt from the stream: a group closes on its angle
     packet, or on its gyro packet once the stream has shown that no angle follows.
+
+    Packets are paired only when no bytes were dropped between them: with packets lost in
+    between, one sample's acceleration would be paired with the next one's gyro.
     """
 
     def __init__(self) -> None:
@@ -88,23 +95,50 @@ class SampleAssembler:
         self.rejected_samples = 0
         """Samples dropped for a gyro that leapt while the acceleration held still."""
 
-    def add(self, packet: wm.DataPacket) -> tuple[Vector3, Vector3, Vector3 | None] | None:
-        """The completed group's (acc g, gyro deg/s, angle deg or None), if this closed one."""
+    def take(self, decoder: wm.Decoder, data: bytes) -> list[Group]:
+        """Decode ``data`` a packet's length at a time (so each packet is known to follow
+        dropped bytes or not) and return the groups it completes."""
+        groups = []
+        for start in range(0, len(data), wm.PACKET_BYTES):
+            dropped_bytes, run_bytes = decoder.garbage_bytes, decoder.garbage_run_bytes
+            packets = decoder.feed(data[start:start + wm.PACKET_BYTES])
+            if not packets:
+                continue
+            # bytes dropped after the packet in this piece are the run since it
+            gap = run_bytes > 0 or \
+                decoder.garbage_bytes - dropped_bytes > decoder.garbage_run_bytes
+            groups += [group for packet in packets if (group := self.add(packet, gap))]
+        return groups
+
+    def add(self, packet: wm.DataPacket, after_gap: bool = False) -> Group | None:
+        """The completed group's (acc g, gyro deg/s, angle deg or None), if this closed one;
+        ``after_gap``: bytes were dropped just before ``packet``."""
         if not self._believed(packet):
             self.rejected_packets += 1
             self._acc_g = self._gyro_dps = None  # the sample it belongs to is lost
             return None
+        done = self._group(packet, after_gap)
+        if after_gap:  # samples may have been lost: the next is not compared across them
+            self._believed_acc_g = self._believed_gyro_dps = None
+        return done
+
+    def _group(self, packet: wm.DataPacket, after_gap: bool) -> Group | None:
         match packet:
             case wm.Acceleration(acc_g):
                 done = self._close(None) if self._gyro_dps is not None else None
-                if done is not None:
-                    self._angles_expected = False
+                if done is not None and not after_gap:
+                    self._angles_expected = False  # no angle came; none was lost either
                 self._acc_g = acc_g
                 return done
             case wm.AngularVelocity(gyro_dps):
+                # after a gap, this gyro's acceleration was lost: a whole pair before the
+                # gap closes without its angle
+                done = self._close(None) if after_gap else None
                 self._gyro_dps = gyro_dps
-                return None if self._angles_expected else self._close(None)
+                return done if self._angles_expected else done or self._close(None)
             case wm.Angle(angle_deg):
+                if after_gap:  # the angle of the pair before the gap may have been lost
+                    return self._close(None)
                 self._angles_expected = True
                 return self._close(angle_deg)
         return None
@@ -129,7 +163,7 @@ class SampleAssembler:
         self._slow_disagree[kind] = disagree
         return False
 
-    def _close(self, angle_deg: Vector3 | None) -> tuple[Vector3, Vector3, Vector3 | None] | None:
+    def _close(self, angle_deg: Vector3 | None) -> Group | None:
         acc, gyro = self._acc_g, self._gyro_dps
         self._acc_g = self._gyro_dps = None
         if acc is None or gyro is None or not self._consistent(acc, gyro):
@@ -137,8 +171,9 @@ class SampleAssembler:
         return acc, gyro, angle_deg
 
     def _consistent(self, acc_g: Vector3, gyro_dps: Vector3) -> bool:
-        """Whether the gyro's change from the last believed sample is matched by the
-        accelerometer's; a run of disagreeing samples is believed (the reference is stale)."""
+        """Whether the gyro's change from the last believed sample (when no sample was lost
+        since) is matched by the accelerometer's; a run of disagreeing samples is believed
+        (the reference is stale)."""
         last_acc, last_gyro = self._believed_acc_g, self._believed_gyro_dps
         if last_acc is not None and last_gyro is not None \
                 and self._implausible_run < SLOW_FIELD_REBASE - 1:
@@ -249,8 +284,7 @@ class WitMotionImu:
         self._fail(SensorError(f"lost the IMU on {self.port_name}: {exc}"))
 
     def _take(self, data: bytes, arrived_s: float) -> None:
-        groups = [group for packet in self.decoder.feed(data)
-                  if (group := self.assembler.add(packet)) is not None]
+        groups = self.assembler.take(self.decoder, data)
         if self.decoder.longest_garbage_run_bytes > self.max_garbage_run_bytes:
             self._fail(SensorError(
                 f"{self.decoder.longest_garbage_run_bytes} bytes from the IMU on "
