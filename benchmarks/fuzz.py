@@ -24,7 +24,9 @@ or a result that depends on how the bytes were chunked, is counted as escaped to
 *Damaged packets*: one valid packet in a stream of valid ones gets exactly one mutation;
 the decode either drops it (rejected), still yields the original packets (harmless, e.g.
 a byte inserted before a header) or yields a packet that was never sent (accepted with
-wrong values).
+wrong values). The same for the IMU driver's *samples*: one packet of a real 100 Hz walk
+mutated once, decoded and grouped as the driver does (with its checks on what the packets
+carry); a sample accepted with wrong values is also counted by its gyro error.
 
     python benchmarks/fuzz.py [--quick] [--json FILE] [--seed N] [--engines own,hypothesis,atheris]
                               [--targets NAME,...] [--scale X]
@@ -464,6 +466,57 @@ def damaged_packets(target: Target, per_kind: int, seed: int) -> dict[str, dict[
     return table
 
 
+DRIVER_CONTEXT_SAMPLES = 8
+"""Clean samples before the damaged one (the driver's checks compare with the last)."""
+GYRO_ERRORS_DPS = (10.0, 100.0)
+
+
+def driver_samples(per_kind: int, seed: int) -> dict[str, dict[str, int]]:
+    """Per mutation kind: one packet of one sample of a real walk mutated once, the stream
+    decoded into samples by the IMU driver's decoder and assembler."""
+    from controller.devices import witmotion as wm
+    from controller.devices.witmotion_imu import SampleAssembler
+    from simulator import BUNDLED_WALK
+    from simulator.pty_imu import load_walk, packets
+
+    streams = [packets(s) for s in load_walk(BUNDLED_WALK, "left", 100.0)]
+    rng = random.Random(seed)
+    size = wm.PACKET_BYTES
+    table: dict[str, dict[str, int]] = {}
+    for kind in MUTATIONS:
+        counts = Counter[str]()
+        for _ in range(per_kind):
+            k = rng.randrange(DRIVER_CONTEXT_SAMPLES, len(streams) - 2)
+            at = size * rng.randrange(3)
+            sample = streams[k]
+            damaged = mutate_once(rng, sample[at:at + size], kind)
+            if damaged == sample[at:at + size]:
+                continue
+            before = b"".join(streams[k - DRIVER_CONTEXT_SAMPLES:k])
+            after = b"".join(streams[k + 1:k + 3])
+            sent = SampleAssembler().take(wm.Decoder(), before + sample + after)
+            got = SampleAssembler().take(
+                wm.Decoder(), before + sample[:at] + damaged + sample[at + size:] + after)
+            counts["tried"] += 1
+            pairs = {(acc, gyro) for acc, gyro, _ in sent}  # a lost angle is no wrong value
+            wrong = [g for g in (Counter(got) - Counter(sent)).elements()
+                     if g[2] is not None or (g[0], g[1]) not in pairs]
+            if wrong:
+                counts["accepted_wrong"] += 1
+                error_dps = max(min(max(abs(a - b) for a, b in zip(g[1], s[1], strict=True))
+                                    for s in sent) for g in wrong)
+                for limit in GYRO_ERRORS_DPS:
+                    counts[f"gyro_error_over_{limit:g}_dps"] += error_dps > limit
+            elif got == sent:
+                counts["unchanged"] += 1
+            else:
+                counts["rejected"] += 1  # the sample dropped, or kept without its angle
+        table[kind] = {key: counts[key] for key in (
+            "tried", "rejected", "unchanged", "accepted_wrong",
+            *(f"gyro_error_over_{limit:g}_dps" for limit in GYRO_ERRORS_DPS))}
+    return table
+
+
 # -- hypothesis: structured values -------------------------------------------------------------
 
 
@@ -663,6 +716,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if target.decode is not None and "own" in engines:
                 damage[target.name] = damaged_packets(target, max(10, round(4000 * scale)),
                                                       args.seed)
+            if target.name == "witmotion" and "own" in engines:
+                damage["witmotion driver samples"] = driver_samples(
+                    max(10, round(4000 * scale)), args.seed)
     finally:
         shutil.rmtree(files.folder, ignore_errors=True)
     report(targets, tallies, damage, args.json)
@@ -674,6 +730,14 @@ def print_row(tally: Tally) -> None:
     print(f"  {tally.target:<17} {tally.engine:<10} {tally.inputs:>9} inputs "
           f"{tally.escaped:>6} escaped  {rate:>8.0f}/s  rss {tally.rss_after_mb:.0f} MB",
           flush=True)
+
+
+def _gyro_errors(row: dict[str, int]) -> str:
+    """The counts of wrong samples by gyro error, with their share of the tried ('-' for a
+    decoder of packets, not samples)."""
+    cells = [(row[key], 100 * row[key] / row["tried"] if row["tried"] else 0.0)
+             for limit in GYRO_ERRORS_DPS if (key := f"gyro_error_over_{limit:g}_dps") in row]
+    return " / ".join(f"{n} ({share:.1f} %)" for n, share in cells) or "-"
 
 
 def report(targets: list[Target], tallies: list[Tally],
@@ -696,13 +760,15 @@ def report(targets: list[Target], tallies: list[Tally],
     if damage:
         print()
         print("Damaged packets (one mutation of one packet between two valid ones):")
-        print("| decoder | mutation | tried | rejected | unchanged | accepted with wrong values |")
-        print("|---|---|---:|---:|---:|---:|")
+        print("| decoder | mutation | tried | rejected | unchanged | accepted with wrong values "
+              "| of them gyro error > 10 / > 100 °/s |")
+        print("|---|---|---:|---:|---:|---:|---:|")
         for name, table in damage.items():
             for kind, row in table.items():
                 share = 100 * row["accepted_wrong"] / row["tried"] if row["tried"] else 0.0
                 print(f"| {name} | {kind} | {row['tried']} | {row['rejected']} | "
-                      f"{row['unchanged']} | {row['accepted_wrong']} ({share:.1f} %) |")
+                      f"{row['unchanged']} | {row['accepted_wrong']} ({share:.1f} %) | "
+                      f"{_gyro_errors(row)} |")
     if json_path is not None:
         json_path.write_text(json.dumps({
             "inputs": total, "escaped": escaped, "peak_rss_mb": round(peak_rss_mb(), 1),
