@@ -26,7 +26,10 @@ sample whose gyro leaps while its acceleration holds still is rejected and count
 watch's to judge (:mod:`controller.sensor_watch`).
 
 Trouble is raised from :meth:`read` as :class:`SensorError`, and stays raised: a port that
-vanished, or more than ``max_garbage_run_bytes`` of undecodable bytes in a row. Silence and
+vanished, or more than ``max_garbage_run_bytes`` of undecodable bytes in a row. A line
+that damages packets where the checksum cannot see it is raised while it lasts: when more
+than :data:`DAMAGED_SHARE_MAX` of a window's samples are caught damaged, the ones that
+pass cannot be trusted either (their samples are dropped, not delivered). Silence and
 frozen values are not the driver's call; the supervisor judges those from the samples.
 """
 
@@ -69,6 +72,14 @@ with at least 0.0004 g per °/s (0.08 g with 204 °/s), twice this."""
 
 Group = tuple[Vector3, Vector3, Vector3 | None]
 """One sample's acceleration (g), angular velocity (°/s) and angles (° or None)."""
+
+
+DAMAGE_WINDOW_SAMPLES = 100
+"""Samples (kept or caught damaged) over which the share of damaged ones is judged."""
+DAMAGED_SHARE_MAX = 0.1
+"""More than this share of a window caught damaged (by the slow-field or gyro/accelerometer
+checks, which the checksum cannot do) is a line that lies: the shared recordings show none
+at all, fes-sim's ``imu swap 0.3`` about 45 %."""
 
 
 class SampleAssembler:
@@ -217,6 +228,9 @@ class WitMotionImu:
         self._last_t_s = float("-inf")
         self._first_t_s: float | None = None
         self.received_samples = 0
+        self._damage: SensorError | None = None
+        """Raised by :meth:`read` while the line damages packets unseen by the checksum."""
+        self._window_samples = self._window_damaged = self._damaged_before = 0
         """Samples heard since the port was opened (read or not)."""
         try:
             self._serial: SerialPort | None = open_port(port, baud, serial.PARITY_NONE,
@@ -235,6 +249,9 @@ class WitMotionImu:
                 # a fresh traceback each time: re-raising one instance chains every earlier
                 # raise onto it, and a session raising it every tick grew ~4 MB a minute
                 raise self._error.with_traceback(None)
+            if self._damage is not None:
+                self._samples.clear()
+                raise self._damage.with_traceback(None)
             samples = list(self._samples)
             self._samples.clear()
         return samples
@@ -285,6 +302,7 @@ class WitMotionImu:
 
     def _take(self, data: bytes, arrived_s: float) -> None:
         groups = self.assembler.take(self.decoder, data)
+        self._judge_damage(len(groups))
         if self.decoder.longest_garbage_run_bytes > self.max_garbage_run_bytes:
             self._fail(SensorError(
                 f"{self.decoder.longest_garbage_run_bytes} bytes from the IMU on "
@@ -311,6 +329,25 @@ class WitMotionImu:
                 if self._first_t_s is None:
                     self._first_t_s = samples[0].t_s
                 self._waiting.set()
+
+    def _judge_damage(self, kept: int) -> None:
+        """Count kept and damaged samples; at each full window, raise or clear the damage."""
+        damaged_total = self.assembler.rejected_packets + self.assembler.rejected_samples
+        damaged, self._damaged_before = damaged_total - self._damaged_before, damaged_total
+        self._window_samples += kept + damaged
+        self._window_damaged += damaged
+        if self._window_samples < DAMAGE_WINDOW_SAMPLES:
+            return
+        share = self._window_damaged / self._window_samples
+        damage = SensorError(
+            f"{self._window_damaged} of the last {self._window_samples} samples from the IMU "
+            f"on {self.port_name} were damaged where its checksum cannot see (swapped bytes): "
+            "the ones that pass cannot be trusted") if share > DAMAGED_SHARE_MAX else None
+        with self._lock:
+            self._damage = damage
+            if damage is not None:
+                self._waiting.set()
+        self._window_samples = self._window_damaged = 0
 
     def _fail(self, error: SensorError) -> None:
         with self._lock:
