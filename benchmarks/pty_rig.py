@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from controller.devices.rehastim2 import HANDSHAKE_TIMEOUT_S
 from tests.sim_process import SimProcess, wait_for
 
 T = TypeVar("T")
@@ -235,10 +236,12 @@ def machine_load() -> str:
     return f"load {one:.2f} / {five:.2f} (1 / 5 min) on {os.cpu_count()} cores{niced}"
 
 
-def reset_answer(db: Path, pressed_s: float, timeout_s: float = 2.0) -> str:
+def reset_answer(db: Path, pressed_s: float,
+                 timeout_s: float = HANDSHAKE_TIMEOUT_S + 1.0) -> str:
     """What the record says a reset pressed at ``pressed_s`` did: its notice, its refusal,
     or neither within ``timeout_s`` (a reset with nothing latched leaves no notice, and
-    one stuck in the loop has not answered yet)."""
+    one stuck in the loop has not answered yet). The default outlasts a reset that waits
+    the whole handshake time for a stimulator that does not answer."""
     found = wait_until(lambda: query(
         db, "SELECT kind FROM notices WHERE t_s >= ? AND kind IN ('reset', 'reset_refused')"
             " ORDER BY t_s", (pressed_s,)), timeout_s=timeout_s)
