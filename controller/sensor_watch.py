@@ -239,7 +239,7 @@ class SensorWatch:
         a window spanning it would add a second one)."""
         start = self._window_start_s
         if gap and start is not None:
-            self._window_start_s, self._window_usable, self._window_rejected = t_s, int(usable), 0
+            self._open_window(t_s, usable)
             self._rates_hz = ()
             return
         if start is None:
@@ -265,6 +265,9 @@ class SensorWatch:
             self._log.notice(now_s, "sensor_rejected",
                              f"{self._window_rejected} samples rejected in the last "
                              f"{t_s - start:.1f} s, {self.rejected_samples} in all")
+        self._open_window(t_s, usable)
+
+    def _open_window(self, t_s: float, usable: bool) -> None:
         self._window_start_s, self._window_usable, self._window_rejected = t_s, int(usable), 0
 
     def _rate_recovered(self) -> bool:

@@ -188,17 +188,20 @@ class SampleAssembler:
         last_acc, last_gyro = self._believed_acc_g, self._believed_gyro_dps
         if last_acc is not None and last_gyro is not None \
                 and self._implausible_run < SLOW_FIELD_REBASE - 1:
-            gyro_step_dps = max(abs(gyro_dps[0] - last_gyro[0]), abs(gyro_dps[1] - last_gyro[1]),
-                                abs(gyro_dps[2] - last_gyro[2]))
-            if gyro_step_dps > GYRO_STEP_ALONE_MAX_DPS and max(
-                    abs(acc_g[0] - last_acc[0]), abs(acc_g[1] - last_acc[1]),
-                    abs(acc_g[2] - last_acc[2])) < ACC_STEP_PER_GYRO_STEP_G * gyro_step_dps:
+            gyro_step_dps = _largest_step(gyro_dps, last_gyro)
+            if gyro_step_dps > GYRO_STEP_ALONE_MAX_DPS and _largest_step(
+                    acc_g, last_acc) < ACC_STEP_PER_GYRO_STEP_G * gyro_step_dps:
                 self._implausible_run += 1
                 self.rejected_samples += 1
                 return False
         self._believed_acc_g, self._believed_gyro_dps = acc_g, gyro_dps
         self._implausible_run = 0
         return True
+
+
+def _largest_step(now: Vector3, before: Vector3) -> float:
+    """The largest change of one axis between two readings."""
+    return max(abs(now[0] - before[0]), abs(now[1] - before[1]), abs(now[2] - before[2]))
 
 
 class WitMotionImu:
@@ -228,10 +231,10 @@ class WitMotionImu:
         self._last_t_s = float("-inf")
         self._first_t_s: float | None = None
         self.received_samples = 0
+        """Samples heard since the port was opened (read or not)."""
         self._damage: SensorError | None = None
         """Raised by :meth:`read` while the line damages packets unseen by the checksum."""
         self._window_samples = self._window_damaged = self._damaged_before = 0
-        """Samples heard since the port was opened (read or not)."""
         try:
             self._serial: SerialPort | None = open_port(port, baud, serial.PARITY_NONE,
                                                         READ_POLL_S)
