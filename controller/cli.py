@@ -753,7 +753,8 @@ def _status_text(line: StatusLine) -> str:
     counts = line.counts_text
     fault = f" [bold red]FAULT {line.latched[0].kind.value}[/]" if line.latched else ""
     paused = " [yellow]PAUSED[/]" if line.paused else ""
-    return f"t={line.t_s:6.1f} s  {line.phase:<11} {output}  {counts}{paused}{fault}"
+    resetting = " [yellow]reset in progress[/]" if line.resetting else ""
+    return f"t={line.t_s:6.1f} s  {line.phase:<11} {output}  {counts}{paused}{fault}{resetting}"
 
 
 def _print_summary(summary: SessionSummary, protocol: Protocol) -> None:

@@ -65,7 +65,7 @@ class SessionRunner:
         self._raise_priority = raise_priority
         self._beat_s: float | None = None
         """Wall time of the loop's last sign of life; None while it may block by design
-        (bringing a stimulator up)."""
+        (the session's first bring-up of the stimulator; a reset's runs off the loop)."""
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
         self._summary: SessionSummary | None = None
@@ -100,8 +100,10 @@ class SessionRunner:
             self.nudge(channel, steps)
 
     def reset_faults(self) -> None:
-        """Clear latched faults whose causes are gone (refusals go to the record)."""
-        self.session.submit(self._reset)
+        """Clear latched faults whose causes are gone (refusals go to the record). On a
+        watched loop the stimulator's bring-up runs off the loop, which keeps ticking with
+        output latched off until a later tick completes the reset."""
+        self.session.submit(self.session.reset_faults)
 
     # -- running ----------------------------------------------------------------------------
 
@@ -113,6 +115,7 @@ class SessionRunner:
         self._thread.start()
         if self._watchdog_s is not None:
             self.session.supervisor.watched_from_outside()
+            self.session.supervisor.bring_up_off_loop()
             threading.Thread(target=self._watch, name="loop-watchdog", daemon=True).start()
 
     def wait(self, timeout_s: float | None = None) -> SessionSummary | None:
@@ -169,13 +172,6 @@ class SessionRunner:
             except BaseException as exc:  # noqa: BLE001 - handed to wait()
                 self._error = self._error or exc
             self._done.set()
-
-    def _reset(self, now_s: float) -> None:
-        self._beat_s = None  # bringing the stimulator up again may take a while
-        try:
-            self.session.reset_faults(now_s)
-        finally:
-            self._beat_s = time.monotonic()
 
     def _prioritise(self) -> None:
         """Every thread of the process, not the loop's alone: the loop waits for the

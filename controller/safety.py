@@ -12,6 +12,7 @@ so it behaves the same in a faster-than-real-time replay as on a patient.
 from __future__ import annotations
 
 import math
+import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -272,6 +273,27 @@ def _below_the_step(config: SafetyConfig, step_ma: float) -> list[str]:
 CauseCheck = Callable[[FaultKind, float], str]
 """Says why a latched fault of this kind cannot be cleared at this time ('' if it can)."""
 
+RESET_IN_PROGRESS = "a reset is in progress: the stimulator is being brought up again"
+BRING_UP_WAIT_MAX_S = 15.0
+"""The longest the end of a session waits for a reset's bring-up still under way. The
+drivers bound their own waits (a RehaStim 2: the handshake, at most 10 s, and 100 ms per
+acknowledged command), so this is only a backstop against a driver that does not."""
+
+
+@dataclass
+class _BringUp:
+    """A reset's connect and configure, running off the control loop's thread."""
+
+    history_len: int
+    """How many faults had latched when it started: any after these latched meanwhile."""
+    on_cleared: Callable[[], None] | None
+    problem: str | None = None
+    thread: threading.Thread | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.thread is None or not self.thread.is_alive()
+
 
 class SafetySupervisor:
     """Owns the Stimulator; turns requests into ramped, bounded, logged commands.
@@ -303,6 +325,10 @@ class SafetySupervisor:
         """A gap between ticks past this latches ``loop_late``."""
         self._stimulator_connected = False
         self._stimulator_configured = False
+        self._bring_up_off_loop = False
+        """Set by :meth:`bring_up_off_loop`: a reset's bring-up runs on its own thread."""
+        self._bring_up: _BringUp | None = None
+        """A reset waiting for its bring-up; the stimulator is the bring-up's meanwhile."""
         self.delivered_charge_uc: dict[int, float] = dict.fromkeys(self._channels, 0.0)
 
     # -- state -----------------------------------------------------------------------
@@ -315,6 +341,11 @@ class SafetySupervisor:
     @property
     def latched(self) -> bool:
         return bool(self._faults)
+
+    @property
+    def resetting(self) -> bool:
+        """A reset waits for the stimulator to come up again; faults stay latched meanwhile."""
+        return self._bring_up is not None
 
     def output_ma(self, channel: int) -> float:
         """What the stimulator delivers on ``channel`` now."""
@@ -358,8 +389,29 @@ class SafetySupervisor:
         :data:`PROCESS_STALL_S`, when the whole process stood still."""
         self._late_limit_s = max(self._config.loop_late_s, PROCESS_STALL_S)
 
+    def bring_up_off_loop(self) -> None:
+        """Run a reset's bring-up (connect, configure) on a thread of its own from now on.
+
+        A serial stimulator can take its 2 s handshake to answer, or not answer at all,
+        and a loop on wall time must go on reading, watching and recording meanwhile: the
+        reset is completed by the first tick after the bring-up ends. A session on a
+        simulated clock (a replay) keeps the bring-up inline, where it takes no session
+        time and the replay stays deterministic; the runner calls this only for a loop
+        paced to the wall clock, which is also the one a watchdog judges.
+        """
+        self._bring_up_off_loop = True
+
     def shutdown(self, now_s: float) -> None:
-        """End of session: output off, stimulator closed, whatever else happens."""
+        """End of session: output off, stimulator closed, whatever else happens.
+
+        A reset's bring-up still under way is waited for (its driver bounds the wait) and
+        never completed: the session has ended, so nothing is turned on again."""
+        bring_up, self._bring_up = self._bring_up, None
+        if bring_up is not None and bring_up.thread is not None:
+            bring_up.thread.join(BRING_UP_WAIT_MAX_S)
+            self._log.notice(now_s, "reset_abandoned",
+                             "the session ended while the stimulator was being brought up "
+                             "again: the reset was not completed")
         for state in self._channels.values():
             self._end_burst(state, now_s)
             state.target_ma = state.output_ma = state.delivered_ma = 0.0
@@ -457,43 +509,104 @@ class SafetySupervisor:
             state.target_ma = state.output_ma = state.delivered_ma = 0.0
         self._stimulator_configured = False
         stop_error: DeviceError | None = None
-        try:
-            self._stimulator.send_stop()
-        except DeviceError as exc:
-            self._stimulator_connected = False
-            stop_error = exc
+        if self._bring_up is None:  # else the bring-up's; its completion sends this stop
+            try:
+                self._stimulator.send_stop()
+            except DeviceError as exc:
+                self._stimulator_connected = False
+                stop_error = exc
         if was_delivering:  # the record shows output going to zero, as the device did
             self._log.command(now_s, {ch: 0.0 for ch in self._channels})
         self._log.fault(fault)
         if stop_error is not None and kind is not FaultKind.STIMULATOR_ERROR:
             self.fault(FaultKind.STIMULATOR_ERROR, now_s, f"stop failed: {stop_error}")
 
-    def reset(self, now_s: float) -> list[str]:
+    def reset(self, now_s: float, on_cleared: Callable[[], None] | None = None) -> list[str]:
         """Clear latched faults if every cause is gone; return the causes still present.
 
         The stimulator was told to stop when the fault latched, so it is configured again
         (and reconnected if the link was lost) before the latch is cleared: a stimulator
         that still does not answer, refuses, or is gone is a cause still present, and the
         reset is refused with the fault kept. Output does not jump back: targets are zero,
-        and a new request ramps up from zero.
+        and a new request ramps up from zero. ``on_cleared`` is called when the latch is
+        cleared.
+
+        Where the bring-up runs off the loop (:meth:`bring_up_off_loop`) this returns
+        ``[RESET_IN_PROGRESS]`` and the first tick after the bring-up ends completes the
+        reset (see :meth:`_complete_reset`); a second reset meanwhile is refused.
         """
-        remaining = [reason for reason in (check(f.kind, now_s) for f in self._faults
-                                           for check in self._cause_checks) if reason]
+        if self._bring_up is not None:
+            self._log.notice(now_s, "reset_refused", RESET_IN_PROGRESS)
+            return [RESET_IN_PROGRESS]
+        remaining = self._causes_present(now_s)
         if remaining:
             self._log.notice(now_s, "reset_refused", "; ".join(remaining))
             return remaining
-        problem = None if self._stimulator_configured else self._try_bring_up()
-        if problem is not None:
-            reason = f"stimulator_error: the stimulator does not come up again: {problem}"
-            self._log.notice(now_s, "reset_refused", reason)
-            return [reason]
+        bring_up = self._bring_up = _BringUp(len(self.fault_history), on_cleared)
+        if self._stimulator_configured:
+            return self._complete_reset(now_s)
+        connect = not self._stimulator_connected
+        if not self._bring_up_off_loop:
+            bring_up.problem = self._bring_up_device(connect)
+            return self._complete_reset(now_s)
+
+        def run() -> None:
+            try:
+                bring_up.problem = self._bring_up_device(connect)
+            except Exception as exc:  # noqa: BLE001 - refuses the reset, output stays off
+                bring_up.problem = f"{type(exc).__name__}: {exc}"
+
+        bring_up.thread = threading.Thread(target=run, name="stimulator-bring-up",
+                                           daemon=True)
+        self._log.notice(now_s, "reset_bring_up",
+                         f"{'connecting and ' if connect else ''}configuring the stimulator "
+                         "off the control loop; output stays off until it is done")
+        bring_up.thread.start()
+        return [RESET_IN_PROGRESS]
+
+    def _causes_present(self, now_s: float) -> list[str]:
+        return [reason for reason in (check(f.kind, now_s) for f in self._faults
+                                      for check in self._cause_checks) if reason]
+
+    def _complete_reset(self, now_s: float) -> list[str]:
+        """Finish the reset whose bring-up has ended: refused if the bring-up failed, a
+        fault latched meanwhile, or a cause came back; else the latch is cleared."""
+        bring_up, self._bring_up = self._bring_up, None
+        assert bring_up is not None
+        self._stimulator_connected = self._stimulator_configured = bring_up.problem is None
+        latched_meanwhile = self.fault_history[bring_up.history_len:]
+        if latched_meanwhile and self._stimulator_configured:
+            self._stop_held_back(now_s)
+        if bring_up.problem is not None:
+            problem = f"the stimulator does not come up again: {bring_up.problem}"
+            remaining = [f"stimulator_error: {problem}"]
+        elif latched_meanwhile:
+            kinds = ", ".join(f.kind.value for f in latched_meanwhile)
+            remaining = [f"{kinds} latched while the stimulator was being brought up again"]
+        else:
+            remaining = self._causes_present(now_s)
+        if remaining:
+            self._log.notice(now_s, "reset_refused", "; ".join(remaining))
+            return remaining
         if self._faults:
             self._log.notice(now_s, "reset", ", ".join(f.kind.value for f in self._faults))
         self._faults.clear()
         for state in self._channels.values():
             state.blocked = False
             state.target_ma = 0.0
+        if bring_up.on_cleared is not None:
+            bring_up.on_cleared()
         return []
+
+    def _stop_held_back(self, now_s: float) -> None:
+        """The stop that faults latched during a bring-up did not send (the stimulator was
+        the bring-up's): sent now, so the configured device is stopped again."""
+        self._stimulator_configured = False
+        try:
+            self._stimulator.send_stop()
+        except DeviceError as exc:
+            self._stimulator_connected = False
+            self.fault(FaultKind.STIMULATOR_ERROR, now_s, f"stop failed: {exc}")
 
     # -- the control tick ------------------------------------------------------------
 
@@ -512,6 +625,10 @@ class SafetySupervisor:
                 self.fault(FaultKind.LOOP_LATE, now_s, gap)
             else:
                 self._log.notice(now_s, "loop_delayed", gap)
+        if self._bring_up is not None:
+            if not self._bring_up.ended:
+                return  # faults are latched; the stimulator is the bring-up's until it ends
+            self._complete_reset(now_s)
         if self._faults or self._stimulator_configured:
             self._check_stimulator(now_s)
         if self._faults:
@@ -633,22 +750,22 @@ class SafetySupervisor:
             self.fault(FaultKind.STIMULATOR_ERROR, now_s, str(exc))
 
     def _bring_up_stimulator(self, now_s: float) -> None:
-        problem = self._try_bring_up()
+        problem = self._bring_up_device(not self._stimulator_connected)
+        self._stimulator_connected = self._stimulator_configured = problem is None
         if problem is not None:
             self.fault(FaultKind.STIMULATOR_ERROR, now_s, f"bring-up failed: {problem}")
 
-    def _try_bring_up(self) -> str | None:
-        """Connect (if the link was lost) and configure the stimulator; what went wrong."""
+    def _bring_up_device(self, connect: bool) -> str | None:
+        """Connect (if ``connect``) and configure the stimulator; what went wrong, if
+        anything. It touches no state of the supervisor, so it may run on another thread;
+        the caller records the outcome (connected and configured, or neither)."""
         setups: Sequence[ChannelSetup] = [
             ChannelSetup(state.limits.channel, state.limits.pulse_width_us)
             for state in self._channels.values()]
         try:
-            if not self._stimulator_connected:
+            if connect:
                 self._stimulator.connect()
-                self._stimulator_connected = True
             self._stimulator.configure(setups, self._config.frequency_hz)
         except DeviceError as exc:
-            self._stimulator_connected = False
             return str(exc)
-        self._stimulator_configured = True
         return None

@@ -141,11 +141,12 @@ class Session:
         return setting_ma
 
     def reset_faults(self, now_s: float) -> list[str]:
-        """Clear latched faults if their causes are gone; output waits for the next cycle."""
-        remaining = self.supervisor.reset(now_s)
+        """Clear latched faults if their causes are gone; output waits for the next cycle.
+
+        The control is rearmed when the latch is cleared, which on a loop paced to the
+        wall clock is a later tick (the supervisor brings the stimulator up off the loop)."""
+        remaining = self.supervisor.reset(now_s, on_cleared=self.control.rearm)
         self.supervisor.loop_resumed(self._clock.now())
-        if not remaining:
-            self.control.rearm()
         return remaining
 
     # -- the loop ---------------------------------------------------------------------------
@@ -224,7 +225,8 @@ class Session:
             t_s=self._now_s, elapsed_s=self._now_s - start_s, phase=self.control.phase,
             output_ma={ch: supervisor.output_ma(ch) for ch in supervisor.channels},
             setting_ma={ch: supervisor.setting_ma(ch) for ch in supervisor.channels},
-            counts=self.control.counts(), latched=supervisor.faults, paused=self._paused)
+            counts=self.control.counts(), latched=supervisor.faults, paused=self._paused,
+            resetting=supervisor.resetting)
 
     def summary(self) -> SessionSummary:
         start_s = self._start_s if self._start_s is not None else self._now_s

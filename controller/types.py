@@ -228,6 +228,8 @@ class StatusLine:
     counts: dict[str, int]
     latched: tuple[Fault, ...]
     paused: bool
+    resetting: bool = False
+    """A reset waits for the stimulator to come up again (faults stay latched meanwhile)."""
 
     @property
     def counts_text(self) -> str:
