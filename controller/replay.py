@@ -23,6 +23,7 @@ from controller.assembly.simulated import replay_rig
 from controller.detect.calibration import GaitCalibration
 from controller.observe import SessionObserver
 from controller.record.reader import RecordedCommand, RecordedEvent, SessionData
+from controller.safety import RESET_IN_PROGRESS
 from controller.session import Session
 from controller.types import DetectorEvent, FaultKind, Sample
 from protocols import parse_protocol
@@ -126,7 +127,9 @@ def _actions(data: SessionData) -> list[tuple[float, Action]]:
         action: Action | None = {"pause": Session.pause, "resume": Session.resume,
                                  "reset": Session.reset_faults,
                                  "reset_refused": Session.reset_faults}.get(note.kind)
-        if note.kind == "stop" and not ended_by_emergency:
+        if note.kind == "reset_refused" and note.text == RESET_IN_PROGRESS:
+            action = None  # a second press while a bring-up ran: it changed nothing
+        elif note.kind == "stop" and not ended_by_emergency:
             action = partial(_stop, source=note.text.removeprefix("session ended by "))
         elif note.kind == "nudge" and (match := _NUDGE.fullmatch(note.text)):
             action = partial(_set_intensity, channel=int(match[1]),
