@@ -63,6 +63,16 @@ CLEAR_MARGIN = 1.2
 """...whose mean usable rate is this share of the mode's minimum: a 100 Hz stream that
 recovered clears 1-2 s later; one still at 30 % damaged packets (about 49 samples/s, the
 mean of two windows 42-56) never reaches the 60 gait needs to clear."""
+SENSOR_RATE_SHARE = 0.9
+"""Where the rate the sensor sends is known (``fes run`` measures it before the session),
+clearing needs only this share of it when that is below the margin above: a 50 Hz sensor
+in gait can never show 60 a second, and was never cleared. A whole stream's windows come
+within a sample or two of its rate, and the rate measured before the session within a few
+percent of it (a 50 Hz stream measures 50-51); a line still losing a tenth of its samples
+has not healed. The rate sent counts the packets damaged on the line too, so a stream
+damaged from the start is not taken for a slow sensor: at 30 % damaged packets a 100 Hz
+stream is measured sending well over 67 a second, and still clears only at the margin.
+Clearing never drops below the fault's own limit."""
 
 @dataclass(frozen=True)
 class SensorLimits:
@@ -75,7 +85,15 @@ class SensorWatch:
     """Checks every sample and the silence between them; clocked by the session."""
 
     def __init__(self, supervisor: SafetySupervisor, limits: SensorLimits,
-                 hard: HardLimits = HARD_LIMITS, log: SafetyLog | None = None) -> None:
+                 hard: HardLimits = HARD_LIMITS, log: SafetyLog | None = None,
+                 sensor_rate_hz: float | None = None) -> None:
+        """``sensor_rate_hz``: samples a second the sensor sends, damaged ones included
+        (None where unknown: a recording, an in-memory source); see
+        :data:`SENSOR_RATE_SHARE`."""
+        if sensor_rate_hz is not None and not (math.isfinite(sensor_rate_hz)
+                                               and sensor_rate_hz > 0):
+            raise ValueError(f"the sensor's rate must be a positive number of samples/s, "
+                             f"not {sensor_rate_hz}")
         self._supervisor = supervisor
         self._limits = limits
         self._log = log
@@ -101,7 +119,10 @@ class SensorWatch:
         self.lowest_rate_hz: float | None = None
         self._rates_hz: tuple[float, ...] = ()
         """The last :data:`CLEAR_WINDOWS` windows' usable rates, newest last."""
-        self._clear_rate_hz = max(self._rate_min_hz, CLEAR_MARGIN * limits.min_rate_hz)
+        clear_rate_hz = CLEAR_MARGIN * limits.min_rate_hz
+        if sensor_rate_hz is not None:
+            clear_rate_hz = min(clear_rate_hz, SENSOR_RATE_SHARE * sensor_rate_hz)
+        self._clear_rate_hz = max(self._rate_min_hz, clear_rate_hz)
         self._started_s: float | None = None
         self._last_t_s: float | None = None
         self._last_values: tuple[float, ...] | None = None

@@ -25,7 +25,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,8 +178,15 @@ class Rig:
 @pytest.fixture
 def rig(tmp_path: Path, timed_steps: Path) -> Iterator[Rig]:
     """fes-sim plus a session on its ptys, running in a thread until the test ends."""
+    with running_rig(tmp_path, timed_steps, SIM_ARGS) as started:
+        yield started
+
+
+@contextmanager
+def running_rig(tmp_path: Path, timed_steps: Path, sim_args: Sequence[str]) -> Iterator[Rig]:
+    """:func:`rig` with ``fes-sim`` started on ``sim_args`` (another IMU rate, a fault)."""
     db = tmp_path / "record.sqlite"
-    with running_simulator(tmp_path, *SIM_ARGS) as sim:
+    with running_simulator(tmp_path, *sim_args) as sim:
         device_session = build_device_session(
             load_protocol(timed_steps), f"serial://{sim.stimulator}", f"serial://{sim.imu}",
             db)

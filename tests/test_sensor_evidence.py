@@ -57,12 +57,13 @@ class Watched:
     """A sensor watch, its supervisor and the in-memory stimulator on a hand-driven clock,
     with bursts asked for on channel 1 (0.8 s in every 2 s, as steps would)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sensor_rate_hz: float | None = None) -> None:
         self.now = 0.0
         self.log = MemoryLog()
         self.supervisor = SafetySupervisor(InMemoryStimulator(lambda: self.now), config(),
                                            self.log)
-        self.watch = SensorWatch(self.supervisor, SensorLimits(), log=self.log)
+        self.watch = SensorWatch(self.supervisor, SensorLimits(), log=self.log,
+                                 sensor_rate_hz=sensor_rate_hz)
         self.supervisor.start(self.now)
         self.watch.start(self.now)
 
@@ -139,6 +140,31 @@ def test_a_thinned_stream_latches_sensor_degraded_until_the_rate_is_back() -> No
     w.feed(2.0)  # a whole stream again: cleared within two windows
     assert w.supervisor.reset(w.now) == []
     assert any("fell to 33 samples/s" in text for text in w.watch.warnings())
+
+
+@pytest.mark.parametrize(("sensor_rate_hz", "cleared"), [
+    (50.0, True),  # a 50 Hz sensor measured before the session: whole again at 50
+    (51.0, True),  # ... measured a little fast (a packet's worth of bytes at the start)
+    (None, False),  # a rate unknown: the margin over the minimum, as before
+    (139.0, False),  # 30 % of a 100 Hz sensor's packets damaged from the start
+])
+def test_a_stream_at_the_sensors_own_rate_clears_degraded_only_if_that_rate_is_known(
+        sensor_rate_hz: float | None, cleared: bool) -> None:
+    w = Watched(sensor_rate_hz)
+    w.feed(4.0, every=2)  # 50 a second
+    assert w.kinds() == [] and w.stimulated()
+    w.feed(2.5, every=4)
+    w.assert_latched_alone(FaultKind.SENSOR_DEGRADED, "25 usable samples/s")
+    assert w.supervisor.reset(w.now), "refused while the stream is thin"
+    w.feed(3.0, every=2)
+    refusals = w.supervisor.reset(w.now)
+    assert (refusals == []) is cleared, refusals
+
+
+@pytest.mark.parametrize("sensor_rate_hz", [0.0, -50.0, math.nan, math.inf])
+def test_a_sensor_rate_that_is_no_rate_is_refused(sensor_rate_hz: float) -> None:
+    with pytest.raises(ValueError, match="positive number of samples/s"):
+        Watched(sensor_rate_hz)
 
 
 def test_lost_samples_are_a_silence_a_sample_clock_running_ahead_is_a_time_jump() -> None:
@@ -340,3 +366,18 @@ def trusted_samples(imu: WitMotionImu) -> list[Sample]:
     except SensorError as exc:
         assert "cannot be trusted" in str(exc)
         return []
+
+
+def test_the_rate_a_sensor_sends_counts_the_packets_damaged_on_the_line(
+        sim: SimProcess) -> None:
+    """30 % of the packets damaged leaves about half the samples usable; the rate sent,
+    which a degraded stream must come back near to be cleared, is not taken down with them."""
+    sim.command("imu corrupt 0.3")
+    imu = WitMotionImu(sim.imu)
+    try:
+        usable_hz = imu.measured_rate_hz(1.0, WAIT_S)
+        sent_hz = imu.measured_rate_hz(1.0, WAIT_S, counting_damaged=True)
+    finally:
+        imu.close()
+    print(f"usable {usable_hz:.0f}/s, sent {sent_hz:.0f}/s")
+    assert usable_hz < 0.7 * RATE_HZ < 0.9 * RATE_HZ < sent_hz

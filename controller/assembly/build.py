@@ -31,15 +31,19 @@ def build_session(protocol: Protocol, sensor: MotionSensor, stimulator: Stimulat
                   clock: Clock, db_path: Path | None, *, sensor_name: str,
                   stimulator_name: str, duration_s: float | None = None,
                   patient: str | None = None, calibration: GaitCalibration | None = None,
-                  observers: Iterable[SessionObserver] = ()) -> Session:
+                  observers: Iterable[SessionObserver] = (),
+                  sensor_rate_hz: float | None = None) -> Session:
     """A session ready to start, recorded in ``db_path`` (None: not recorded).
 
     ``calibration`` (from ``fes calibrate``) lets the gait detector stimulate from the
     first step instead of calibrating itself on the first steps of the walk.
+    ``sensor_rate_hz``: the rate a serial IMU was measured sending before the session
+    (None for recordings), which a degraded stream must come back near to be cleared.
     """
     fanout = Observers(observers)
     supervisor = SafetySupervisor(stimulator, protocol.safety_config(), fanout)
-    watch = SensorWatch(supervisor, protocol.sensor_limits(), log=fanout)
+    watch = SensorWatch(supervisor, protocol.sensor_limits(), log=fanout,
+                        sensor_rate_hz=sensor_rate_hz)
     control = _control(protocol, fanout, supervisor, calibration)
     record = None
     if db_path is not None:

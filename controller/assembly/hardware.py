@@ -95,8 +95,9 @@ def build_device_session(protocol: Protocol, stimulator_url: str, imu_url: str, 
     try:
         # The IMU's rate is judged before the stimulator connects: once connected, the
         # device's own watchdog gives the session only a second or so to begin.
+        sensor_rate_hz = None
         if isinstance(sensor, WitMotionImu):
-            _refuse_slow_stream(sensor, imu_url, protocol.mode)
+            sensor_rate_hz = _refuse_slow_stream(sensor, imu_url, protocol.mode)
         stimulator = _ConnectedStimulator(
             _opened(lambda: open_stimulator(stimulator_url, clock), stimulator_url))
         _opened(stimulator.connect_now, stimulator_url)
@@ -115,7 +116,8 @@ def build_device_session(protocol: Protocol, stimulator_url: str, imu_url: str, 
         session = build_session(protocol, sensor, stimulator, clock, db_path,
                                 sensor_name=imu_url, stimulator_name=stimulator_url,
                                 duration_s=duration_s, patient=patient,
-                                calibration=calibration, observers=observers)
+                                calibration=calibration, observers=observers,
+                                sensor_rate_hz=sensor_rate_hz)
     except BaseException:
         stimulator.close()
         sensor.close()
@@ -129,11 +131,14 @@ def sample_driven_clock(imu: WitMotionImu) -> MonotonicClock:
     return MonotonicClock(TICK_S, wake_up=imu.wait_for_samples)
 
 
-def _refuse_slow_stream(imu: WitMotionImu, url: str, mode: Mode) -> None:
+def _refuse_slow_stream(imu: WitMotionImu, url: str, mode: Mode) -> float:
     """A serial IMU streaming fewer samples than the mode's detector needs is refused
     before the session starts (a factory unit at 10 or 20 Hz, a line losing packets),
     measured over :data:`RATE_SPAN_S` of its stream. The samples measured are then
-    dropped: the session starts on fresh ones."""
+    dropped: the session starts on fresh ones.
+
+    Returns the rate the sensor sends, damaged packets included: the sensor watch clears
+    a degraded stream once its usable rate is back near it."""
     needed_hz = MIN_RATE_HZ[mode]
     rate_hz = imu.measured_rate_hz(RATE_SPAN_S, RATE_WAIT_S)
     if rate_hz < USABLE_RATE_SHARE * needed_hz:
@@ -141,10 +146,12 @@ def _refuse_slow_stream(imu: WitMotionImu, url: str, mode: Mode) -> None:
             f"{url}: the IMU streams {rate_hz:.0f} usable samples/s; a {mode} session needs "
             f"at least {needed_hz:g} (set its output rate with the Devices tab of fes gui "
             "or the sensor's own tool, and check the cable)")
+    sent_hz = imu.measured_rate_hz(RATE_SPAN_S, RATE_WAIT_S, counting_damaged=True)
     try:
         imu.read()  # the samples measured came before the session: they have no place in it
     except DeviceError as exc:
         raise DeviceOpenError(f"{url}: {exc}") from None
+    return sent_hz
 
 
 def _opened(open_device: Callable[[], T], url: str) -> T:

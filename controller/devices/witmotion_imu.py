@@ -269,14 +269,22 @@ class WitMotionImu:
         """
         return self._waiting.wait(timeout_s)
 
-    def measured_rate_hz(self, span_s: float, timeout_s: float) -> float:
+    def measured_rate_hz(self, span_s: float, timeout_s: float, *,
+                         counting_damaged: bool = False) -> float:
         """Samples a second heard since the port was opened, once they span ``span_s``
         (waiting at most ``timeout_s``; 0.0 if fewer than two came), so a stream too slow
-        for a session is refused before the session starts, not two seconds into it."""
+        for a session is refused before the session starts, not two seconds into it.
+
+        ``counting_damaged``: the rate the sensor sends, as far as the line shows: each
+        packet's worth of bytes that did not decode counts as one more sample (a damaged
+        packet loses at most its own sample), so damage is not taken for a slow sensor.
+        """
         deadline = time.monotonic() + timeout_s
         while True:
             with self._lock:
                 count, first_s, last_s = self.received_samples, self._first_t_s, self._last_t_s
+                if counting_damaged:
+                    count += self.decoder.garbage_bytes // wm.PACKET_BYTES
             if (first_s is not None and last_s - first_s >= span_s) \
                     or time.monotonic() >= deadline:
                 break
