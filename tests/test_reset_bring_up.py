@@ -115,11 +115,26 @@ def stimulator_fault(rig: Rig, command: str = "stim silent") -> float:
                              if kind == "stimulator_error"], timeout_s=RESET_WAIT_S)[0]
 
 
-def gate_connect(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> Gate:
+def bring_up_held(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> tuple[Gate, float]:
+    """A stimulator fault whose cause is then cleared, and a reset whose bring-up is held
+    at the gate of the real driver's ``connect``; the gate and when reset was pressed."""
+    stimulator_fault(rig)
+    rig.sim.command("stim ok")
     stimulator = rig.device_session.session.supervisor._stimulator
     gate = Gate(stimulator.connect)
     monkeypatch.setattr(stimulator, "connect", gate)
-    return gate
+    pressed_s = time.monotonic()
+    rig.runner.reset_faults()
+    assert gate.held.wait(RESET_WAIT_S)
+    return gate, pressed_s
+
+
+def assert_stays_off(rig: Rig, since_s: float) -> None:
+    """Nothing delivered since ``since_s``, over a second (the device watchdog's time)
+    more: anything turned on meanwhile would be in the simulator's log."""
+    time.sleep(1.0)
+    assert all(current == 0 for t, current, _ in output_changes(rig.sim) if t >= since_s)
+    assert rig.sim.output_ma(1) == 0
 
 
 def test_a_reset_on_a_silent_stimulator_keeps_the_loop_ticking_and_is_refused(
@@ -166,12 +181,7 @@ def test_a_stop_during_the_bring_up_ends_the_session_with_output_off(
     """The bring-up succeeds after the stop: the session still ends, and nothing is
     turned on again."""
     rig, _ = status_rig
-    stimulator_fault(rig)
-    rig.sim.command("stim ok")
-    gate = gate_connect(rig, monkeypatch)
-    pressed_s = time.monotonic()
-    rig.runner.reset_faults()
-    assert gate.held.wait(RESET_WAIT_S)
+    gate, pressed_s = bring_up_held(rig, monkeypatch)
     rig.runner.stop("test")
     session = rig.device_session.session
     wait_for(lambda: session.status is not SessionStatus.RUNNING, timeout_s=RESET_WAIT_S)
@@ -183,9 +193,7 @@ def test_a_stop_during_the_bring_up_ends_the_session_with_output_off(
     kinds = [kind for _, kind, _ in notices(rig, pressed_s, "reset_bring_up", "reset",
                                             "reset_refused", "stop", "reset_abandoned")]
     assert kinds == ["reset_bring_up", "stop", "reset_abandoned"], kinds
-    time.sleep(1.0)  # the device watchdog's time: anything turned on would be in the log
-    assert all(current == 0 for t, current, _ in output_changes(rig.sim) if t >= stopped_s)
-    assert rig.sim.output_ma(1) == 0
+    assert_stays_off(rig, stopped_s)
 
 
 def test_an_emergency_stop_during_the_bring_up_makes_the_reset_refuse_naming_it(
@@ -193,12 +201,7 @@ def test_an_emergency_stop_during_the_bring_up_makes_the_reset_refuse_naming_it(
     """A fault latched while the stimulator comes up again refuses the reset it belongs
     to, though the bring-up itself succeeds; the next reset is accepted."""
     rig, _ = status_rig
-    stimulator_fault(rig)
-    rig.sim.command("stim ok")
-    gate = gate_connect(rig, monkeypatch)
-    pressed_s = time.monotonic()
-    rig.runner.reset_faults()
-    assert gate.held.wait(RESET_WAIT_S)
+    gate, pressed_s = bring_up_held(rig, monkeypatch)
     rig.runner.emergency_stop("test button", end_session=False)
     wait_for(lambda: [kind for _, kind, _ in rig.faults(pressed_s) if kind == "emergency_stop"],
              timeout_s=RESET_WAIT_S)
@@ -209,7 +212,6 @@ def test_an_emergency_stop_during_the_bring_up_makes_the_reset_refuse_naming_it(
     latched_meanwhile = "emergency_stop latched while the stimulator was being brought up again"
     assert answer[1:] == ("reset_refused", latched_meanwhile)
     assert rig.device_session.session.supervisor.latched
-    time.sleep(1.0)
-    assert all(current == 0 for t, current, _ in output_changes(rig.sim) if t >= refused_s)
+    assert_stays_off(rig, refused_s)
     rig.reset_until_accepted()
     wait_for(lambda: at_plateau(rig.sim), timeout_s=PLATEAU_WAIT_S)
