@@ -24,8 +24,9 @@ from controller.assembly.hardware import build_device_session
 from controller.cli import _status_text
 from controller.record import read_rows
 from controller.safety import RESET_IN_PROGRESS
-from controller.types import SessionStatus, StatusLine
+from controller.types import FaultKind, SessionStatus, StatusLine
 from protocols import load_protocol
+from simulator.inmemory import StimulatorMisbehaviour
 from tests.sim_process import running_simulator, wait_for
 from tests.test_end_to_end import (
     PLATEAU_WAIT_S,
@@ -36,6 +37,8 @@ from tests.test_end_to_end import (
     at_plateau,
     output_changes,
 )
+from tests.test_safety import TICK_S
+from tests.test_safety import Rig as SupervisorRig
 
 REFUSED_SILENT = "stimulator_error: the stimulator does not come up again: no Init from"
 BRING_UP_TICKING_S = 1.0
@@ -215,3 +218,56 @@ def test_an_emergency_stop_during_the_bring_up_makes_the_reset_refuse_naming_it(
     assert_stays_off(rig, refused_s)
     rig.reset_until_accepted()
     wait_for(lambda: at_plateau(rig.sim), timeout_s=PLATEAU_WAIT_S)
+
+
+def logged(name: str, call: Callable[..., None], calls: list[str]) -> Callable[..., None]:
+    """``call``, which first notes ``name`` in ``calls``."""
+    def note_and_call(*args: object) -> None:
+        calls.append(name)
+        call(*args)
+    return note_and_call
+
+
+def test_nothing_but_the_bring_up_touches_the_stimulator_while_it_runs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The supervisor and the in-memory twin on a hand-driven clock, the bring-up off the
+    loop and held at a gate: the ticks meanwhile neither check, update nor stop the
+    stimulator (its stop is the bring-up's to follow), an emergency stop from another
+    thread still reaches it at once, and a fault latched meanwhile refuses the reset."""
+    rig = SupervisorRig()
+    supervisor, twin = rig.supervisor, rig.twin
+    supervisor.bring_up_off_loop()
+    rig.run(0.2, intensity=1.0)
+    twin.misbehaviour = StimulatorMisbehaviour.ERROR_ANSWER
+    rig.run(0.02, intensity=1.0)
+    twin.misbehaviour = StimulatorMisbehaviour.NONE
+    assert [f.kind for f in supervisor.faults] == [FaultKind.STIMULATOR_ERROR]
+    calls: list[str] = []
+    for name in ("check", "update", "send_stop", "emergency_stop"):
+        monkeypatch.setattr(twin, name, logged(name, getattr(twin, name), calls))
+    gate = Gate(twin.connect)
+    monkeypatch.setattr(twin, "connect", gate)
+
+    assert supervisor.reset(rig.now) == [RESET_IN_PROGRESS]
+    assert gate.held.wait(RESET_WAIT_S)
+    for _ in range(30):  # no samples: sensor_silent latches meanwhile
+        rig.now = round(rig.now + TICK_S, 9)
+        supervisor.request(rig.now, 1, 1.0)
+        rig.tick()
+    supervisor.halt(FaultKind.EMERGENCY_STOP, "a button, from another thread")
+    assert calls == ["emergency_stop"]
+    assert supervisor.resetting and rig.device_ma() == 0
+
+    def completed() -> bool:
+        rig.tick()
+        return not supervisor.resetting
+
+    gate.open()
+    wait_for(completed, timeout_s=RESET_WAIT_S)
+    _, kind, detail = rig.log.notices[-1]
+    kinds = "sensor_silent, emergency_stop"
+    assert (kind, detail) == ("reset_refused",
+                              f"{kinds} latched while the stimulator was being brought up again")
+    assert calls[1] == "send_stop", "the held-back stop, sent once the bring-up ended"
+    assert "update" not in calls
+    assert supervisor.latched and rig.device_ma() == 0
