@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -98,9 +99,10 @@ def status_rig(tmp_path: Path) -> Iterator[tuple[Rig, StatusLines]]:
 
 
 def notices(rig: Rig, since_s: float, *kinds: str) -> list[tuple[float, str, str]]:
+    """The notices of these kinds (of every kind if none is named) since ``since_s``."""
     return [(t, kind, detail) for t, kind, detail in read_rows(
         rig.db, "SELECT t_s, kind, detail FROM notices WHERE t_s >= ? ORDER BY t_s, rowid",
-        (since_s,)) if kind in kinds]
+        (since_s,)) if kind in kinds or not kinds]
 
 
 def reset_answers(rig: Rig, since_s: float, count: int = 1) -> list[tuple[float, str, str]]:
@@ -118,6 +120,11 @@ def stimulator_fault(rig: Rig, command: str = "stim silent") -> float:
                              if kind == "stimulator_error"], timeout_s=RESET_WAIT_S)[0]
 
 
+def held_or_answered(gate: Gate, rig: Rig, pressed_s: float) -> bool:
+    """The reset pressed at ``pressed_s`` reached the gate, or was answered at once."""
+    return gate.held.is_set() or bool(reset_answers(rig, pressed_s))
+
+
 def bring_up_held(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> tuple[Gate, float]:
     """A stimulator fault whose cause is then cleared, and a reset whose bring-up is held
     at the gate of the real driver's ``connect``; the gate and when reset was pressed."""
@@ -126,10 +133,31 @@ def bring_up_held(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> tuple[Gate, floa
     stimulator = rig.device_session.session.supervisor._stimulator
     gate = Gate(stimulator.connect)
     monkeypatch.setattr(stimulator, "connect", gate)
-    pressed_s = time.monotonic()
-    rig.runner.reset_faults()
-    assert gate.held.wait(RESET_WAIT_S)
-    return gate, pressed_s
+    deadline_s = time.monotonic() + RESET_WAIT_S
+    while True:
+        pressed_s = time.monotonic()
+        rig.runner.reset_faults()
+        wait_for(partial(held_or_answered, gate, rig, pressed_s), timeout_s=RESET_WAIT_S)
+        if gate.held.is_set():
+            return gate, pressed_s
+        # refused at once: a fault nobody injected (a loaded machine's late sample) whose
+        # cause had not passed yet; pressed again, as an operator would
+        assert time.monotonic() < deadline_s, (rig.faults(), notices(rig, pressed_s))
+        time.sleep(0.5)
+
+
+def output_back_on(rig: Rig, since_s: float) -> None:
+    """The plateau is delivered again after ``since_s``. A sensor or loop fault nobody
+    injected meanwhile (a loaded machine) is reset as an operator would; a stimulator
+    fault is not forgiven, since bringing the stimulator up is what is tested."""
+    def back() -> bool:
+        faults = rig.device_session.session.supervisor.faults
+        assert all(f.kind is not FaultKind.STIMULATOR_ERROR for f in faults), faults
+        if faults:
+            rig.reset_until_accepted()
+        return at_plateau(rig.sim) and output_changes(rig.sim)[-1][0] > since_s
+
+    wait_for(back, timeout_s=RESET_WAIT_S + PLATEAU_WAIT_S)
 
 
 def assert_stays_off(rig: Rig, since_s: float) -> None:
@@ -173,10 +201,7 @@ def test_a_reset_that_brings_the_stimulator_up_turns_output_back_on(
     pressed_s = time.monotonic()
     rig.reset_until_accepted()
     assert notices(rig, pressed_s, "reset_bring_up"), "the stimulator was brought up again"
-    accepted_s = notices(rig, pressed_s, "reset")[0][0]
-    wait_for(lambda: at_plateau(rig.sim) and output_changes(rig.sim)[-1][0] > accepted_s,
-             timeout_s=PLATEAU_WAIT_S)
-    assert not rig.device_session.session.supervisor.latched
+    output_back_on(rig, notices(rig, pressed_s, "reset")[0][0])
 
 
 def test_a_stop_during_the_bring_up_ends_the_session_with_output_off(
@@ -217,7 +242,7 @@ def test_an_emergency_stop_during_the_bring_up_makes_the_reset_refuse_naming_it(
     assert rig.device_session.session.supervisor.latched
     assert_stays_off(rig, refused_s)
     rig.reset_until_accepted()
-    wait_for(lambda: at_plateau(rig.sim), timeout_s=PLATEAU_WAIT_S)
+    output_back_on(rig, refused_s)
 
 
 def logged(name: str, call: Callable[..., None], calls: list[str]) -> Callable[..., None]:
