@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -23,11 +23,12 @@ import pytest
 
 from controller.assembly.hardware import build_device_session
 from controller.cli import _status_text
+from controller.devices.base import ChannelSetup
 from controller.record import read_rows
 from controller.safety import RESET_IN_PROGRESS
 from controller.types import FaultKind, SessionStatus, StatusLine
 from protocols import load_protocol
-from simulator.inmemory import StimulatorMisbehaviour
+from simulator.inmemory import InMemoryStimulator, StimulatorMisbehaviour
 from tests.sim_process import running_simulator, wait_for
 from tests.test_end_to_end import (
     PLATEAU_WAIT_S,
@@ -245,16 +246,50 @@ def test_an_emergency_stop_during_the_bring_up_makes_the_reset_refuse_naming_it(
     output_back_on(rig, refused_s)
 
 
-def logged(name: str, call: Callable[..., None], calls: list[str]) -> Callable[..., None]:
-    """``call``, which first notes ``name`` in ``calls``."""
-    def note_and_call(*args: object) -> None:
-        calls.append(name)
-        call(*args)
-    return note_and_call
+class WatchedStimulator:
+    """The twin, with a note of every call that reaches it and ``connect`` held at a gate:
+    a plain Python wrapper, since the twin itself may be compiled (no patching there)."""
+
+    def __init__(self, twin: InMemoryStimulator) -> None:
+        self.twin = twin
+        self.calls: list[str] = []
+        self.gate = Gate(twin.connect)
+
+    @property
+    def amplitude_step_ma(self) -> float:
+        return self.twin.amplitude_step_ma
+
+    def connect(self) -> None:
+        self.gate()
+
+    def configure(self, channels: Sequence[ChannelSetup], frequency_hz: float) -> None:
+        self.twin.configure(channels, frequency_hz)
+
+    def update(self, amplitudes_ma: Mapping[int, float]) -> None:
+        self.calls.append("update")
+        self.twin.update(amplitudes_ma)
+
+    def check(self) -> None:
+        self.calls.append("check")
+        self.twin.check()
+
+    def stop(self) -> None:
+        self.calls.append("stop")
+        self.twin.stop()
+
+    def send_stop(self) -> None:
+        self.calls.append("send_stop")
+        self.twin.send_stop()
+
+    def emergency_stop(self) -> None:
+        self.calls.append("emergency_stop")
+        self.twin.emergency_stop()
+
+    def close(self) -> None:
+        self.twin.close()
 
 
-def test_nothing_but_the_bring_up_touches_the_stimulator_while_it_runs(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nothing_but_the_bring_up_touches_the_stimulator_while_it_runs() -> None:
     """The supervisor and the in-memory twin on a hand-driven clock, the bring-up off the
     loop and held at a gate: the ticks meanwhile neither check, update nor stop the
     stimulator (its stop is the bring-up's to follow), an emergency stop from another
@@ -267,32 +302,29 @@ def test_nothing_but_the_bring_up_touches_the_stimulator_while_it_runs(
     rig.run(0.02, intensity=1.0)
     twin.misbehaviour = StimulatorMisbehaviour.NONE
     assert [f.kind for f in supervisor.faults] == [FaultKind.STIMULATOR_ERROR]
-    calls: list[str] = []
-    for name in ("check", "update", "send_stop", "emergency_stop"):
-        monkeypatch.setattr(twin, name, logged(name, getattr(twin, name), calls))
-    gate = Gate(twin.connect)
-    monkeypatch.setattr(twin, "connect", gate)
+    watched = WatchedStimulator(twin)
+    supervisor._stimulator = watched  # the same twin, its calls now seen
 
     assert supervisor.reset(rig.now) == [RESET_IN_PROGRESS]
-    assert gate.held.wait(RESET_WAIT_S)
+    assert watched.gate.held.wait(RESET_WAIT_S)
     for _ in range(30):  # no samples: sensor_silent latches meanwhile
         rig.now = round(rig.now + TICK_S, 9)
         supervisor.request(rig.now, 1, 1.0)
         rig.tick()
     supervisor.halt(FaultKind.EMERGENCY_STOP, "a button, from another thread")
-    assert calls == ["emergency_stop"]
+    assert watched.calls == ["emergency_stop"]
     assert supervisor.resetting and rig.device_ma() == 0
 
     def completed() -> bool:
         rig.tick()
         return not supervisor.resetting
 
-    gate.open()
+    watched.gate.open()
     wait_for(completed, timeout_s=RESET_WAIT_S)
     _, kind, detail = rig.log.notices[-1]
     kinds = "sensor_silent, emergency_stop"
     assert (kind, detail) == ("reset_refused",
                               f"{kinds} latched while the stimulator was being brought up again")
-    assert calls[1] == "send_stop", "the held-back stop, sent once the bring-up ended"
-    assert "update" not in calls
+    assert watched.calls[1] == "send_stop", "the held-back stop, sent once the bring-up ended"
+    assert "update" not in watched.calls
     assert supervisor.latched and rig.device_ma() == 0
