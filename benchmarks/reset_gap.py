@@ -1,16 +1,19 @@
-"""How long the control loop stands still while a reset brings a silent stimulator up.
+"""How long the control loop stands still while a reset brings a stimulator up that
+does not come up.
 
 A session on ``fes-sim``'s pseudo-terminals (the real serial drivers, in this process)
-latches ``stimulator_error`` after ``stim silent``; the operator then presses reset, which
-has to connect and configure a stimulator that never answers (2 s handshake). Every
+latches ``stimulator_error`` after ``stim silent`` (or ``--fault``: ``stim refuse``,
+``stim late 0.3``); the operator then presses reset, which has to connect and configure a
+stimulator that never answers (2 s handshake), refuses, or answers too late. Every
 control tick's wall time is taken, and the script prints, per press: the longest gap
 between two ticks from the press until 0.5 s after the reset's answer was seen in the
-record, the ticks taken from the press to the answer, and the answer. (Samples are no evidence:
-the IMU driver buffers them, so a loop that stood still records them afterwards.) A loop that blocks in the reset shows a gap
-of about 2 s and no samples; one that brings the stimulator up off its thread shows
-gaps of a few ticks.
+record, the ticks taken from the press to the answer, and the answer. A loop that blocks
+in the reset shows one gap as long as the bring-up and a handful of ticks; one that brings
+the stimulator up off its thread shows gaps of a tick or two. (Recorded samples are no
+evidence either way: the IMU driver buffers them, so a loop that stood still records them
+afterwards.)
 
-Usage: ``python benchmarks/reset_gap.py [--presses 3] [--json FILE]``.
+Usage: ``python benchmarks/reset_gap.py [--presses 3] [--fault "stim silent"] [--json FILE]``.
 """
 
 from __future__ import annotations
@@ -59,8 +62,8 @@ def _samples(db: Path) -> int:
     return count
 
 
-def measure(presses: int) -> list[dict[str, Any]]:
-    """One session, ``presses`` resets on a silent stimulator; a row per press."""
+def measure(presses: int, fault: str) -> list[dict[str, Any]]:
+    """One session, ``presses`` resets on a stimulator under ``fault``; a row per press."""
     with tempfile.TemporaryDirectory() as folder:
         protocol_path, db = Path(folder) / "timed.toml", Path(folder) / "record.sqlite"
         protocol_path.write_text(timed_gait("reset gap", "timed steps", ramp_up_s=0.1,
@@ -83,7 +86,7 @@ def measure(presses: int) -> list[dict[str, Any]]:
             runner.start()
             try:
                 wait_for(lambda: _samples(db) > 200, ANSWER_WAIT_S)
-                sim.command("stim silent")
+                sim.command(fault)
                 wait_for(lambda: any(f.kind.value == "stimulator_error"
                                      for f in session.supervisor.faults), ANSWER_WAIT_S)
                 for _ in range(presses):
@@ -109,18 +112,21 @@ def measure(presses: int) -> list[dict[str, Any]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presses", type=int, default=3)
+    parser.add_argument("--fault", default="stim silent",
+                        help="the fes-sim command that keeps the stimulator from coming up "
+                             "(stim silent, stim refuse, stim late 0.3)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    rows = measure(args.presses)
+    rows = measure(args.presses, args.fault)
     load = " ".join(f"{value:.2f}" for value in os.getloadavg())
-    print(f"reset on a silent stimulator (load average {load}, {os.cpu_count()} cores)")
+    print(f"reset after '{args.fault}' (load average {load}, {os.cpu_count()} cores)")
     print(f"{'answer after':>12}  {'longest tick gap':>16}  {'ticks until answer':>18}  answer")
     for row in rows:
         print(f"{row['answer_s']:>10.2f} s  {row['longest_tick_gap_ms']:>13.1f} ms  "
               f"{row['ticks_before_answer']:>18}  {row['answer']}")
     if args.json is not None:
-        args.json.write_text(json.dumps({"load_average": os.getloadavg(), "presses": rows},
-                                        indent=2))
+        args.json.write_text(json.dumps({"fault": args.fault, "load_average": os.getloadavg(),
+                                         "presses": rows}, indent=2))
     return 0
 
 
