@@ -106,6 +106,8 @@ def build_device_session(protocol: Protocol, stimulator_url: str, imu_url: str, 
         raise
     span_s = duration_s if duration_s is not None else protocol.session.duration_s
     try:
+        if isinstance(sensor, WitMotionImu):  # what came while the stimulator connected
+            _drop_samples_heard(sensor, imu_url)
         if isinstance(clock, _RecordingClock):
             start_s, last_s = _recording_span(sensor)
             clock.start_at(start_s)
@@ -134,8 +136,7 @@ def sample_driven_clock(imu: WitMotionImu) -> MonotonicClock:
 def _refuse_slow_stream(imu: WitMotionImu, url: str, mode: Mode) -> float:
     """A serial IMU streaming fewer samples than the mode's detector needs is refused
     before the session starts (a factory unit at 10 or 20 Hz, a line losing packets),
-    measured over :data:`RATE_SPAN_S` of its stream. The samples measured are then
-    dropped: the session starts on fresh ones.
+    measured over :data:`RATE_SPAN_S` of its stream.
 
     Returns the rate the sensor sends, damaged packets included: the sensor watch clears
     a degraded stream once its usable rate is back near it."""
@@ -147,11 +148,19 @@ def _refuse_slow_stream(imu: WitMotionImu, url: str, mode: Mode) -> float:
             f"at least {needed_hz:g} (set its output rate with the Devices tab of fes gui "
             "or the sensor's own tool, and check the cable)")
     sent_hz = imu.measured_rate_hz(RATE_SPAN_S, RATE_WAIT_S, counting_damaged=True)
+    _drop_samples_heard(imu, url)
+    return sent_hz
+
+
+def _drop_samples_heard(imu: WitMotionImu, url: str) -> None:
+    """The samples queued so far came before the session and have no place in it: the
+    stimulator's handshake alone takes up to a second, and the first tick would hand the
+    detector that second of old movement at once (and record it before the start). A
+    sensor error among them refuses the IMU."""
     try:
-        imu.read()  # the samples measured came before the session: they have no place in it
+        imu.read()
     except DeviceError as exc:
         raise DeviceOpenError(f"{url}: {exc}") from None
-    return sent_hz
 
 
 def _opened(open_device: Callable[[], T], url: str) -> T:
