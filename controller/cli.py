@@ -142,7 +142,7 @@ def _refusals() -> tuple[type[Exception], ...]:
     from controller.detect.calibration_file import CalibrationFileError
     from controller.devices.recording import RecordingFormatError
     from controller.record import RecordOpenError
-    from controller.safety import LimitViolation
+    from controller.safety_limits import LimitViolation
     from protocols import ProtocolError
 
     return (InputError, ProtocolError, RecordingFormatError, CalibrationFileError,

@@ -22,7 +22,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from controller.safety import HARD_LIMITS, PROCESS_STALL_S, LimitViolation
+from controller.safety import PROCESS_STALL_S
+from controller.safety_limits import HARD_LIMITS, LimitViolation
 from controller.session import Session
 from controller.types import FaultKind, SessionStatus, SessionSummary, StatusLine
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from controller.safety import HARD_LIMITS, HardLimits, SafetyLog, SafetySupervisor
+from controller.safety import SafetyLog, SafetySupervisor
+from controller.safety_limits import HARD_LIMITS, HardLimits
 from controller.sensor_units import UnitsCheck
 from controller.types import FaultKind, Sample
 

@@ -133,8 +133,9 @@ class Session:
         self.control.resume(now_s)
         self.observers.notice(now_s, "resume", "output resumes at the next cycle")
 
-    def nudge(self, now_s: float, channel: int, steps: int) -> float | None:
-        """The patient's ±; None if the supervisor refused it (its notice says why)."""
+    def nudge(self, now_s: float, channel: object, steps: object) -> float | None:
+        """The patient's ±; None if the supervisor refused it (its notice says why). Any
+        object: a bad one is refused there, not raised here."""
         setting_ma = self.supervisor.nudge(now_s, channel, steps)
         if setting_ma is not None:
             self.observers.notice(now_s, "nudge", f"channel {channel}: {setting_ma:g} mA")

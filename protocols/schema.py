@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from controller.detect.calibration import Placement
-from controller.safety import (
+from controller.safety_limits import (
     HARD_LIMITS,
     ChannelLimits,
     Mode,

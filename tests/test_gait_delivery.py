@@ -17,7 +17,7 @@ from controller.detect.gait import GyroGaitDetector
 from controller.devices.recording import load_recording
 from controller.machine import GaitMachine
 from controller.record import read_rows
-from controller.safety import LimitViolation
+from controller.safety_limits import LimitViolation
 from controller.scoring.delivery import Swing, bursts_from_commands, score_delivery
 from controller.sensor_units import UnitsCheck
 from controller.types import GRAVITY_MPS2, FaultKind, GaitEventKind, Sample

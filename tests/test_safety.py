@@ -10,13 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.safety import (
-    PROCESS_STALL_S,
-    ChannelLimits,
-    LimitViolation,
-    SafetyConfig,
-    SafetySupervisor,
-)
+from controller.safety import PROCESS_STALL_S, SafetySupervisor
+from controller.safety_limits import ChannelLimits, LimitViolation, SafetyConfig
 from controller.sensor_watch import SensorLimits, SensorWatch
 from controller.types import GRAVITY_MPS2, Fault, FaultKind, Sample
 from simulator.inmemory import InMemoryStimulator, StimulatorMisbehaviour

@@ -15,13 +15,8 @@ from controller.assembly import build_simulated_session
 from controller.devices.recording import load_recording
 from controller.record import read_rows
 from controller.runner import SessionRunner
-from controller.safety import (
-    HARD_LIMITS,
-    ChannelLimits,
-    HardLimits,
-    LimitViolation,
-    SafetySupervisor,
-)
+from controller.safety import SafetySupervisor
+from controller.safety_limits import HARD_LIMITS, ChannelLimits, HardLimits, LimitViolation
 from controller.types import FaultKind
 from protocols import ProtocolError, load_protocol, parse_protocol
 from protocols.loader import LIBRARY

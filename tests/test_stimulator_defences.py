@@ -22,7 +22,8 @@ from controller.devices import sciencemode_host
 from controller.devices.base import ChannelSetup, Stimulator, StimulatorError
 from controller.devices.rehastim2 import RehaStim2
 from controller.devices.sciencemode_host import ScienceModeHost
-from controller.safety import HARD_LIMITS, ChannelLimits, HardLimits, SafetySupervisor
+from controller.safety import SafetySupervisor
+from controller.safety_limits import HARD_LIMITS, ChannelLimits, HardLimits
 from controller.types import FaultKind
 from simulator.inmemory import InMemoryStimulator, StimulatorMisbehaviour
 from simulator.rehastim_model import DELIVERED_KEPT, Delivered, DeliveredLog

@@ -39,7 +39,7 @@ from controller.devices.base import ChannelSetup, DeviceError, MotionSensor, Sti
 from controller.devices.witmotion_imu import WitMotionImu
 from controller.observe import SessionObserver
 from controller.runner import SessionRunner, StatusCallback
-from controller.safety import Mode
+from controller.safety_limits import Mode
 from controller.sensor_watch import MIN_RATE_HZ, USABLE_RATE_SHARE
 from controller.session import Session
 from protocols import Protocol

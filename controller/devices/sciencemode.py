@@ -333,11 +333,11 @@ def _body(message: Message) -> tuple[int, bytes]:
                 0,
             ))
         case StartChannelListMode(pulses):
-            data = bytearray()
+            pulse_bytes = bytearray()  # not ``data``: compiled, a name keeps one type
             for pulse in pulses:
                 width = pulse.pulse_width_us
-                data += bytes((pulse.mode, width >> 8, width & 0xFF, pulse.current_ma))
-            return Command.START_CHANNEL_LIST_MODE, bytes(data)
+                pulse_bytes += bytes((pulse.mode, width >> 8, width & 0xFF, pulse.current_ma))
+            return Command.START_CHANNEL_LIST_MODE, bytes(pulse_bytes)
         case StopChannelListMode():
             return Command.STOP_CHANNEL_LIST_MODE, b""
         case SinglePulse(channel, width, current):

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from controller.devices import sciencemode as sm
 from controller.devices.base import ChannelSetup, StimulatorError
-from controller.safety import HARD_LIMITS, charge_per_phase_uc
+from controller.safety_limits import HARD_LIMITS, charge_per_phase_uc
 
 ACK_TIMEOUT_S = 0.1
 """DESIGN: a command unanswered within 100 ms is a stimulator fault; a driver may only
