@@ -10,6 +10,8 @@ machine, supervisor, stimulator twin, SQLite record), and prints:
 * memory: resident memory (RSS) sampled every minute of session time, so what the session
   itself adds over the hour shows apart from the input the benchmark builds up front
   (DESIGN target < 200 MB for 1 h, constant);
+* whether the hot path ran compiled (mypyc, at install) or as pure Python: about a factor
+  of two (see controller/compiled_modules.py);
 * the machine's load average beside the figures: throughput halves on a loaded machine,
   so the throughput per CPU second of this process is printed too (less sensitive to
   what else runs, though a busy machine's shared caches still slow it).
@@ -33,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from controller.assembly import build_simulated_session
+from controller.compiled_modules import COMPILED, COMPILED_STATE
 from controller.devices.recording import load_recording
 from controller.observe import SessionObserver
 from controller.types import Sample
@@ -116,7 +119,8 @@ def run_once(samples: list[Sample], minutes: float, rate_hz: float,
         "tick_p99_ms": float(np.percentile(ticks_ms, 99)), "tick_max_ms": float(ticks_ms.max()),
         "rss_input_mb": input_rss_mb, "rss_first_minute_mb": float(rss[0]),
         "rss_last_minute_mb": float(rss[-1]), "rss_growth_mb": float(rss[-1] - rss[0]),
-        "rss_minutes": len(rss) - 1, "rss_by_minute_mb": [round(float(v), 1) for v in rss], "load_average_1min": [load_before, load_after],
+        "rss_minutes": len(rss) - 1, "rss_by_minute_mb": [round(float(v), 1) for v in rss],
+        "load_average_1min": [load_before, load_after], "compiled": COMPILED,
     }
     return figures
 
@@ -139,6 +143,7 @@ def report(run: int, f: dict[str, Any]) -> None:
           "target < 200 MB, constant")
     print(f"  machine load (1-min average): {load_before:.2f} before, {load_after:.2f} after, "
           f"on {os.cpu_count()} cores")
+    print(f"  hot path: {COMPILED_STATE}")
 
 
 def main() -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from controller.compiled_modules import COMPILED
 from controller.devices import sciencemode as sm
 from controller.record import SessionRecord, read_rows
 from controller.record.writer import MAX_ROWS_PER_STATEMENT
@@ -50,8 +51,14 @@ def test_a_remembered_frame_decodes_as_it_did_and_a_damaged_copy_is_still_refuse
 
 
 def test_a_message_that_cannot_be_remembered_is_encoded_all_the_same() -> None:
+    """A list where the message wants a tuple: compiled, the message refuses it when made;
+    as pure Python it is made, and encoded as the tuple would be."""
     pulses = [sm.ChannelPulse(300, 24)]
-    unhashable = sm.StartChannelListMode(pulses)  # type: ignore[arg-type]
+    try:
+        unhashable = sm.StartChannelListMode(pulses)  # type: ignore[arg-type]
+    except TypeError:
+        assert COMPILED, "only compiled code checks a field's type when it is set"
+        return
     assert sm.encode(unhashable, 3) == sm.encode(sm.StartChannelListMode(tuple(pulses)), 3)
 
 

@@ -319,21 +319,18 @@ def test_fes_sessions_lists_each_patients_sessions(tmp_path: Path) -> None:
 
 def test_the_record_holds_what_the_stimulator_delivered_in_its_own_steps(
         tmp_path: Path) -> None:
-    """Ramps ask for any amplitude; the device gives 2 mA steps, and the record says so."""
+    """Ramps ask for any amplitude; the device gives 2 mA steps, and the record says so:
+    every change of output the simulated device made on a command is a recorded command."""
     db = tmp_path / "record.sqlite"
     rig = simulate_walk(GAIT, db)
-    delivered: list[float] = []
-    original = rig.stimulator.update
-
-    def heard(amplitudes_ma: Mapping[int, float]) -> None:
-        delivered.extend(amplitudes_ma.values())
-        original(amplitudes_ma)
-
-    rig.stimulator.update = heard  # type: ignore[method-assign]
     rig.runner().run()
+    log = rig.stimulator.model.delivered
+    assert log.total == len(log), "the device's log kept every change"
+    delivered = [float(entry.current_ma) for entry in log if entry.reason == "command"]
     recorded = [row[0] for row in read_rows(db, "SELECT amplitude_ma FROM commands ORDER BY "
                                                 "rowid")]
-    assert recorded == delivered
+    changes = [a for i, a in enumerate(recorded) if a != (recorded[i - 1] if i else 0.0)]
+    assert changes == delivered and len(delivered) > 100
     ramp_levels = {a for a in recorded if 0 < a < 24}
     assert len(ramp_levels) >= 5 and all(a % 2 == 0 for a in recorded), ramp_levels
 
