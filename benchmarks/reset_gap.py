@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from controller.assembly.hardware import build_device_session
+from controller.observe import SessionObserver
 from controller.record import read_rows
 from protocols import load_protocol
 from tests.sim_process import running_simulator, wait_for
@@ -62,6 +63,16 @@ def _samples(db: Path) -> int:
     return count
 
 
+class TickTimes(SessionObserver):
+    """The wall time at the end of every control tick."""
+
+    def __init__(self) -> None:
+        self.times_s: list[float] = []
+
+    def on_tick(self, t_s: float) -> None:
+        self.times_s.append(time.monotonic())
+
+
 def measure(presses: int, fault: str) -> list[dict[str, Any]]:
     """One session, ``presses`` resets on a stimulator under ``fault``; a row per press."""
     with tempfile.TemporaryDirectory() as folder:
@@ -70,18 +81,11 @@ def measure(presses: int, fault: str) -> list[dict[str, Any]]:
                                             ramp_down_s=0.5, sensor_frozen_s=0.2))
         rows: list[dict[str, Any]] = []
         with running_simulator(Path(folder), *SIM_ARGS) as sim:
+            ticks = TickTimes()
             device = build_device_session(load_protocol(protocol_path),
                                           f"serial://{sim.stimulator}",
-                                          f"serial://{sim.imu}", db)
-            session = device.session
-            ticks_s: list[float] = []
-            step = session.step
-
-            def timed_step() -> bool:
-                ticks_s.append(time.monotonic())
-                return step()
-
-            session.step = timed_step  # type: ignore[method-assign]
+                                          f"serial://{sim.imu}", db, observers=[ticks])
+            session, ticks_s = device.session, ticks.times_s
             runner = device.runner()
             runner.start()
             try:

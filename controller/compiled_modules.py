@@ -9,9 +9,12 @@ extension per module beside its source.
 
 Python prefers an extension module to the source beside it. In an editable install an
 edited (or pulled) safety rule would then be silently ignored until the next install, and
-tests would pass against the old rule. So when any of these sources is newer than the
-library, the whole group is imported from source: the modules of one compiled group call
-each other natively, so they cannot be mixed.
+tests would pass against the old rule. So ``setup.py`` writes a checksum of every source it
+compiled (:data:`CHECKSUMS`), and when any source differs from what was compiled, or the
+library or the checksums are missing, the whole group is imported from source: the
+modules of one compiled group call each other natively, so they cannot be mixed.
+Checksums rather than file times: an installed wheel's files get the time they were
+unpacked, in no useful order.
 
 This file is read by ``setup.py`` on its own (not as part of the package): standard
 library only.
@@ -26,7 +29,9 @@ from __future__ import annotations
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import json
 import sys
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -55,10 +60,17 @@ install finds it where it finds the package."""
 
 ROOT = Path(__file__).resolve().parent.parent
 """Where the ``controller`` and ``simulator`` packages sit (the checkout, or site-packages)."""
+CHECKSUMS = ROOT / "controller" / "compiled_sources.json"
+"""Written by ``setup.py`` when it compiles: module name -> :func:`checksum` of its source."""
 
 
 def source_path(module: str) -> Path:
     return ROOT.joinpath(*module.split(".")).with_suffix(".py")
+
+
+def checksum(module: str) -> int:
+    """Tells an edited source from the one compiled (not a security measure)."""
+    return zlib.crc32(source_path(module).read_bytes())
 
 
 def _library() -> Path | None:
@@ -70,13 +82,15 @@ def _library() -> Path | None:
 
 
 def _state() -> tuple[bool, str]:
-    library = _library()
-    if library is None:
+    try:
+        compiled = json.loads(CHECKSUMS.read_text())
+    except (OSError, ValueError):
+        compiled = None
+    if _library() is None or not isinstance(compiled, dict):
         return False, "not compiled (pure Python): installed without mypyc"
-    built_s = library.stat().st_mtime
-    newer = [module for module in COMPILED_MODULES if source_path(module).stat().st_mtime > built_s]
-    if newer:
-        return False, (f"not compiled (pure Python): {', '.join(newer)} changed since "
+    changed = [module for module in COMPILED_MODULES if compiled.get(module) != checksum(module)]
+    if changed:
+        return False, (f"not compiled (pure Python): {', '.join(changed)} changed since "
                        "`pip install` compiled it; install again to compile")
     return True, f"compiled with mypyc ({len(COMPILED_MODULES)} modules)"
 
@@ -96,7 +110,7 @@ COMPILED, COMPILED_STATE = _state()
 
 
 def guard() -> None:
-    """Import the group from source when its library is older than any of its sources."""
-    if not COMPILED and _library() is not None \
-            and not any(isinstance(finder, _FromSource) for finder in sys.meta_path):
+    """Import the group from source unless it runs compiled: compiled copies left beside
+    the sources (an earlier install) must not load."""
+    if not COMPILED and not any(isinstance(finder, _FromSource) for finder in sys.meta_path):
         sys.meta_path.insert(0, _FromSource())

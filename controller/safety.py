@@ -138,9 +138,10 @@ acknowledged command), so this is only a backstop against a driver that does not
 class _BringUp:
     """A reset's connect and configure, running off the control loop's thread."""
 
-    history_len: int
-    """How many faults had latched when it started: any after these latched meanwhile."""
     on_cleared: Callable[[], None] | None
+    meanwhile: list[str] = field(default_factory=list)
+    """Every fault raised while it ran, a kind already latched included (a second
+    emergency stop): any of them refuses the reset."""
     problem: str | None = None
     thread: threading.Thread | None = None
 
@@ -274,15 +275,17 @@ class SafetySupervisor:
         except DeviceError as exc:
             self._log.notice(now_s, "close_failed", str(exc))
 
-    def halt(self, kind: FaultKind, detail: str) -> None:
+    def halt(self, kind: FaultKind, detail: object) -> None:
         """Stop output now, from any thread, even while the control loop is stuck.
 
         The stimulator's own emergency stop puts the stop on the wire without waiting and
         refuses further output until it is configured again; the fault itself is latched
         (and logged) by the loop at its next tick, so it still needs an explicit reset.
         """
-        self._halt = (kind, detail)
-        self._stimulator.emergency_stop()
+        self._stimulator.emergency_stop()  # first: nothing below may keep it off the wire
+        if (bring_up := self._bring_up) is not None:
+            bring_up.meanwhile.append(kind.value)  # its configure lifted this stop
+        self._halt = (kind, f"{detail}")
 
     # -- inputs ----------------------------------------------------------------------
 
@@ -354,6 +357,8 @@ class SafetySupervisor:
 
         The stop is not waited for here: the ticks that follow confirm it (see
         :meth:`tick`), so a device slow to answer cannot also make the loop late."""
+        if self._bring_up is not None:
+            self._bring_up.meanwhile.append(kind.value)
         if any(f.kind is kind for f in self._faults):
             return
         fault = Fault(kind, now_s, detail)
@@ -398,7 +403,7 @@ class SafetySupervisor:
         if remaining:
             self._log.notice(now_s, "reset_refused", "; ".join(remaining))
             return remaining
-        bring_up = self._bring_up = _BringUp(len(self.fault_history), on_cleared)
+        bring_up = self._bring_up = _BringUp(on_cleared)
         if self._stimulator_configured:
             return self._complete_reset(now_s)
         connect = not self._stimulator_connected
@@ -409,7 +414,7 @@ class SafetySupervisor:
         def run() -> None:
             try:
                 bring_up.problem = self._bring_up_device(connect)
-            except Exception as exc:  # noqa: BLE001 - refuses the reset, output stays off
+            except BaseException as exc:  # noqa: BLE001 - refuses the reset, output stays off
                 bring_up.problem = f"{type(exc).__name__}: {exc}"
 
         bring_up.thread = threading.Thread(target=run, name="stimulator-bring-up",
@@ -430,14 +435,14 @@ class SafetySupervisor:
         bring_up, self._bring_up = self._bring_up, None
         assert bring_up is not None
         self._stimulator_connected = self._stimulator_configured = bring_up.problem is None
-        latched_meanwhile = self.fault_history[bring_up.history_len:]
+        latched_meanwhile = list(dict.fromkeys(bring_up.meanwhile))
         if latched_meanwhile and self._stimulator_configured:
             self._stop_held_back(now_s)
         if bring_up.problem is not None:
             problem = f"the stimulator does not come up again: {bring_up.problem}"
             remaining = [f"stimulator_error: {problem}"]
         elif latched_meanwhile:
-            kinds = ", ".join(f.kind.value for f in latched_meanwhile)
+            kinds = ", ".join(latched_meanwhile)
             remaining = [f"{kinds} latched while the stimulator was being brought up again"]
         else:
             remaining = self._causes_present(now_s)

@@ -154,7 +154,10 @@ def check_config(config: SafetyConfig, limits: HardLimits = HARD_LIMITS) -> None
         where = f"channel {ch.channel}"
         if not is_channel_number(ch.channel, limits):
             problems.append(f"{where}: not an output 1-{limits.channel_max}")
-        if not limits.pulse_width_min_us <= ch.pulse_width_us <= limits.pulse_width_max_us:
+        if type(ch.pulse_width_us) is not int:
+            problems.append(f"{where}: pulse width {ch.pulse_width_us!r} is not a whole "
+                            "number of µs")
+        elif not limits.pulse_width_min_us <= ch.pulse_width_us <= limits.pulse_width_max_us:
             problems.append(f"{where}: pulse width {ch.pulse_width_us} µs outside "
                             f"{limits.pulse_width_min_us}-{limits.pulse_width_max_us} µs")
         if not 0.0 <= ch.amplitude_min_ma <= ch.amplitude_start_ma <= ch.amplitude_max_ma:

@@ -328,3 +328,46 @@ def test_nothing_but_the_bring_up_touches_the_stimulator_while_it_runs() -> None
     assert watched.calls[1] == "send_stop", "the held-back stop, sent once the bring-up ended"
     assert "update" not in watched.calls
     assert supervisor.latched and rig.device_ma() == 0
+
+
+class ConfigureHeld(WatchedStimulator):
+    """Held in ``configure``: after an emergency stop the link stays up, so a reset's
+    bring-up only configures."""
+
+    def __init__(self, twin: InMemoryStimulator) -> None:
+        super().__init__(twin)
+        self.gate = Gate(lambda: None)
+
+    def configure(self, channels: Sequence[ChannelSetup], frequency_hz: float) -> None:
+        self.gate()
+        self.twin.configure(channels, frequency_hz)
+
+
+def test_a_second_emergency_stop_during_the_bring_up_of_its_reset_refuses_it() -> None:
+    """An emergency stop is latched; the reset's bring-up is held at a gate; the button is
+    pressed again from another thread. Its kind is latched already, but its stop reached
+    the device, and the bring-up's configure would lift it: the reset must refuse."""
+    rig = SupervisorRig()
+    supervisor, twin = rig.supervisor, rig.twin
+    supervisor.bring_up_off_loop()
+    rig.run(0.2, intensity=1.0)
+    supervisor.halt(FaultKind.EMERGENCY_STOP, "the first press")
+    rig.tick()
+    assert [f.kind for f in supervisor.faults] == [FaultKind.EMERGENCY_STOP]
+    watched = ConfigureHeld(twin)
+    supervisor._stimulator = watched
+    assert supervisor.reset(rig.now) == [RESET_IN_PROGRESS]
+    assert watched.gate.held.wait(RESET_WAIT_S)
+    supervisor.halt(FaultKind.EMERGENCY_STOP, "the second press")
+
+    def completed() -> bool:
+        rig.run(TICK_S)
+        return not supervisor.resetting
+
+    watched.gate.open()
+    wait_for(completed, timeout_s=RESET_WAIT_S)
+    _, kind, detail = rig.log.notices[-1]
+    assert (kind, detail) == (
+        "reset_refused", "emergency_stop latched while the stimulator was being brought up again")
+    rig.run(0.5, intensity=1.0)
+    assert supervisor.latched and rig.device_ma() == 0

@@ -74,6 +74,7 @@ def test_a_narrowed_limit_refuses_a_channel_over_it_and_allows_one_under_it() ->
     {"channels": (ChannelLimits(9, 300, 10.0, 40.0, 20.0),)},
     {"channels": (ChannelLimits(True, 300, 10.0, 40.0, 20.0),)},
     {"channels": (ChannelLimits(1, 300, 10.0, math.nan, 20.0),)},
+    {"channels": (ChannelLimits(1, 300.0, 10.0, 40.0, 20.0),)},  # type: ignore[arg-type]
 ], ids=repr)
 def test_a_configuration_number_that_is_not_finite_or_in_range_is_refused(
         changes: dict[str, object]) -> None:

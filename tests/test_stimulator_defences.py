@@ -99,8 +99,8 @@ def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Twin | Se
 
 # -- hard limits in the driver --------------------------------------------------------------
 
-@pytest.mark.parametrize("amplitude_ma", [120.0, 126.0, 100.5, float("inf"), float("nan"),
-                                          -2.0])
+@pytest.mark.parametrize("amplitude_ma", [120.0, 126.0, 100.5, float("inf"), float("nan"), None,
+                                          True, "5", -2.0])
 def test_an_amplitude_beyond_the_hard_limits_is_refused_and_stops_the_output(
         driver: Twin | Serial, amplitude_ma: float) -> None:
     driver.stimulator.update({CHANNEL: 20.0})
@@ -156,7 +156,7 @@ def test_a_configuration_beyond_the_hard_limits_is_refused(
 # -- timing settings ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("setting", ["ack_timeout_s", "keepalive_s", "handshake_timeout_s"])
-@pytest.mark.parametrize("value", [float("inf"), float("nan"), 0.0, -0.1, 1e6])
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), 0.0, -0.1, 1e6, True, "0.1"])
 def test_a_timing_setting_that_would_switch_a_check_off_is_refused(setting: str,
                                                                    value: float) -> None:
     settings: dict[str, Any] = {setting: value}

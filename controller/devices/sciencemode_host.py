@@ -51,9 +51,10 @@ _UNWAITED = frozenset({"update", _LINK_CHECK, _FAULT_STOP})
 """Commands nobody blocks on: their refusal is kept for :meth:`ScienceModeHost.check`."""
 
 
-def check_timing(name: str, value_s: float, max_s: float) -> float:
+def check_timing(name: str, value_s: object, max_s: float) -> float:
     """A timing setting, refused unless finite and in (0, ``max_s``]: an infinite or NaN
-    deadline would switch the check it sets off."""
+    deadline would switch the check it sets off. Any object: compiled code would turn a
+    bool into a number, or raise TypeError, before this check."""
     if isinstance(value_s, bool) or not isinstance(value_s, int | float) \
             or not math.isfinite(value_s) or not 0.0 < value_s <= max_s:
         raise ValueError(f"{name} must be a number of seconds in (0, {max_s:g}], "
@@ -72,8 +73,10 @@ class PendingAck:
 
 
 class ScienceModeHost:
-    def __init__(self, *, ack_timeout_s: float = ACK_TIMEOUT_S,
-                 keepalive_s: float = KEEPALIVE_S, poll_s: float = POLL_S) -> None:
+    def __init__(self, *, ack_timeout_s: object = ACK_TIMEOUT_S,
+                 keepalive_s: object = KEEPALIVE_S, poll_s: object = POLL_S) -> None:
+        """Timings are any object, refused unless a number of seconds in range (see
+        :func:`check_timing`)."""
         self.ack_timeout_s = check_timing("ack_timeout_s", ack_timeout_s, ACK_TIMEOUT_S)
         self.keepalive_s = check_timing("keepalive_s", keepalive_s, KEEPALIVE_S)
         self.poll_s = check_timing("poll_s", poll_s, ACK_TIMEOUT_S)
@@ -367,8 +370,10 @@ def _check_setup(channels: Sequence[ChannelSetup], frequency_hz: float) -> None:
                               + "; ".join(problems))
 
 
-def _beyond_limits(setup: ChannelSetup, amplitude_ma: float) -> str | None:
-    """Why ``amplitude_ma`` on ``setup`` is beyond the hard limits, or None."""
+def _beyond_limits(setup: ChannelSetup, amplitude_ma: object) -> str | None:
+    """Why ``amplitude_ma`` on ``setup`` is beyond the hard limits, or None. Any object,
+    checked here: compiled code would turn a bool into a number, or raise TypeError
+    without stopping the output, before this check."""
     limits = HARD_LIMITS
     slack = 1.0 + LIMIT_TOLERANCE
     if isinstance(amplitude_ma, bool) or not isinstance(amplitude_ma, int | float) \
