@@ -143,7 +143,7 @@ class ScienceModeHost:
         waiting.append(self._init_channel_list(now_s))
         return waiting
 
-    def update(self, amplitudes_ma: Mapping[int, float], now_s: float) -> None:
+    def update(self, amplitudes_ma: Mapping[int, object], now_s: float) -> None:
         """New amplitudes (rounded down to the device's step); sent only when they change,
         with channel list mode initialised again first if a stop ended it. Not waited for:
         a late or refused answer is raised by :meth:`check`.
@@ -159,16 +159,15 @@ class ScienceModeHost:
         if not self._channel_numbers.issuperset(amplitudes_ma):
             unknown = set(amplitudes_ma) - self._channel_numbers
             raise StimulatorError(f"channels {sorted(unknown)} were not configured")
-        beyond = [problem for setup in self._channels
-                  if (problem := _beyond_limits(setup, amplitudes_ma.get(setup.channel, 0.0)))]
+        checked = [(setup, _within_limits(setup, amplitudes_ma.get(setup.channel, 0.0)))
+                   for setup in self._channels]
+        beyond = [problem for _, problem in checked if isinstance(problem, str)]
         if beyond:
             self._outbox += self.emergency_stop()
             raise StimulatorError("refused beyond the hard limits, output stopped: "
                                   + "; ".join(beyond))
-        pulses = tuple(
-            sm.ChannelPulse(setup.pulse_width_us,
-                            sm.current_code_ma(amplitudes_ma.get(setup.channel, 0.0)))
-            for setup in self._channels)
+        pulses = tuple(sm.ChannelPulse(setup.pulse_width_us, sm.current_code_ma(amplitude_ma))
+                       for setup, amplitude_ma in checked if isinstance(amplitude_ma, float))
         if pulses == self.output:
             return
         if not self._list_ready:
@@ -370,10 +369,10 @@ def _check_setup(channels: Sequence[ChannelSetup], frequency_hz: float) -> None:
                               + "; ".join(problems))
 
 
-def _beyond_limits(setup: ChannelSetup, amplitude_ma: object) -> str | None:
-    """Why ``amplitude_ma`` on ``setup`` is beyond the hard limits, or None. Any object,
-    checked here: compiled code would turn a bool into a number, or raise TypeError
-    without stopping the output, before this check."""
+def _within_limits(setup: ChannelSetup, amplitude_ma: object) -> float | str:
+    """``amplitude_ma`` on ``setup`` as a number of mA, or why it is beyond the hard
+    limits. Any object, checked here: compiled code would turn a bool into a number, or
+    raise TypeError without stopping the output, before this check."""
     limits = HARD_LIMITS
     slack = 1.0 + LIMIT_TOLERANCE
     if isinstance(amplitude_ma, bool) or not isinstance(amplitude_ma, int | float) \
@@ -387,7 +386,7 @@ def _beyond_limits(setup: ChannelSetup, amplitude_ma: object) -> str | None:
     if charge_uc > limits.charge_per_phase_max_uc * slack:
         return f"channel {setup.channel}: {charge_uc:g} µC per phase above the hard " \
                f"{limits.charge_per_phase_max_uc:g} µC"
-    return None
+    return float(amplitude_ma)
 
 
 def _result_text(result: int) -> str:
