@@ -1,10 +1,10 @@
 """The SafetySupervisor: the only path from a decision to a stimulator.
 
 The hard limits are in code (:mod:`controller.safety_limits`); a protocol can only narrow
-them. Every request is checked,
-every output is ramped here (never trusted to callers), bursts and duty cycle are bounded
-here, and every fault latches all output to zero until an explicit reset with the cause
-gone. After a reset, output restarts from zero with a ramp.
+them. Every request is checked, every output is ramped here (never trusted to callers),
+bursts and duty cycle are bounded here, and every fault latches all output to zero until
+an explicit reset with the cause gone. After a reset, output restarts from zero with a
+ramp.
 
 The supervisor is clocked by its caller (the sensor's clock), never by ``time.time()``,
 so it behaves the same in a faster-than-real-time replay as on a patient.

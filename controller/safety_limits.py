@@ -22,6 +22,13 @@ class LimitViolation(ValueError):
     """A configuration or request lies outside the hard limits."""
 
 
+def is_finite_number(value: object) -> TypeGuard[int | float]:
+    """A finite int or float, not a bool (``True`` is no amount of anything): the hard
+    limits here, and the stimulator host's timings and amplitudes, are checked with it."""
+    return not isinstance(value, bool) and isinstance(value, int | float) \
+        and math.isfinite(value)
+
+
 @dataclass(frozen=True)
 class HardLimits:
     """Absolute bounds no protocol, patient or caller can exceed.
@@ -63,8 +70,7 @@ class HardLimits:
         for item in fields(self):
             value, code = getattr(self, item.name), item.default
             assert isinstance(code, int | float)
-            if isinstance(value, bool) or not isinstance(value, int | float) or \
-                    not math.isfinite(value) or not value > 0:
+            if not is_finite_number(value) or not value > 0:
                 problems.append(f"{item.name} {value!r} is not a finite number above 0")
             elif item.name in _RAISED_IS_NARROWER and not value >= code:
                 problems.append(f"{item.name} {value:g} below the hard {code:g}")

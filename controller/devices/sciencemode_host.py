@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from controller.devices import sciencemode as sm
 from controller.devices.base import ChannelSetup, StimulatorError
-from controller.safety_limits import HARD_LIMITS, charge_per_phase_uc
+from controller.safety_limits import HARD_LIMITS, charge_per_phase_uc, is_finite_number
 
 ACK_TIMEOUT_S = 0.1
 """DESIGN: a command unanswered within 100 ms is a stimulator fault; a driver may only
@@ -55,8 +55,7 @@ def check_timing(name: str, value_s: object, max_s: float) -> float:
     """A timing setting, refused unless finite and in (0, ``max_s``]: an infinite or NaN
     deadline would switch the check it sets off. Any object: compiled code would turn a
     bool into a number, or raise TypeError, before this check."""
-    if isinstance(value_s, bool) or not isinstance(value_s, int | float) \
-            or not math.isfinite(value_s) or not 0.0 < value_s <= max_s:
+    if not is_finite_number(value_s) or not 0.0 < value_s <= max_s:
         raise ValueError(f"{name} must be a number of seconds in (0, {max_s:g}], "
                          f"not {value_s!r}")
     return float(value_s)
@@ -375,8 +374,7 @@ def _within_limits(setup: ChannelSetup, amplitude_ma: object) -> float | str:
     raise TypeError without stopping the output, before this check."""
     limits = HARD_LIMITS
     slack = 1.0 + LIMIT_TOLERANCE
-    if isinstance(amplitude_ma, bool) or not isinstance(amplitude_ma, int | float) \
-            or not math.isfinite(amplitude_ma) or amplitude_ma < 0.0:
+    if not is_finite_number(amplitude_ma) or amplitude_ma < 0.0:
         return f"channel {setup.channel}: amplitude {amplitude_ma!r} mA is not a finite " \
                f"number >= 0"
     if amplitude_ma > limits.amplitude_max_ma * slack:
